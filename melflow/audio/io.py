@@ -1,0 +1,156 @@
+"""Decode audio files into fixed-length mono float32 waveforms, and probe them for ingest.
+
+Every way a file can be unusable maps to one short ``reason`` code (see :data:`REASONS`)
+carried by :class:`~melflow.errors.AudioError`, so ingest can quarantine it with a cause.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from melflow.errors import AudioError, ParameterError
+
+MIN_SOURCE_SR = 1000
+MAX_SOURCE_SR = 384_000
+MAX_CHANNELS = 8
+
+REASONS: dict[str, str] = {
+    "missing": "the file does not exist",
+    "unreadable": "the file exists but cannot be opened (permissions, I/O error)",
+    "empty_file": "the file has zero bytes",
+    "not_audio": "the bytes are not a known audio format",
+    "corrupt": "the header is valid but the audio data cannot be decoded",
+    "no_samples": "the file decodes to zero samples",
+    "non_finite": "the audio contains NaN or infinite samples",
+    "silent": "the peak level is below audio.silence_db",
+    "too_short": "the duration is below audio.min_duration_s",
+    "too_long": "the duration is above audio.max_duration_s",
+    "bad_sample_rate": f"the sample rate is outside {MIN_SOURCE_SR}-{MAX_SOURCE_SR} Hz",
+    "too_many_channels": f"the file has more than {MAX_CHANNELS} channels",
+    "path_outside_root": "the path escapes the corpus root",
+    "duplicate": "the bytes are identical to another clip's",
+    "unlabelled": "no label could be derived for the file",
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ingest records about a decodable file."""
+
+    sr: int
+    channels: int
+    frames: int
+    peak_db: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sr
+
+
+def _open_bytes(path: str, fs: Any) -> bytes:
+    try:
+        if fs is None:
+            with open(path, "rb") as f:
+                return f.read()
+        with fs.open(path, "rb") as f:
+            return bytes(f.read())
+    except FileNotFoundError as exc:
+        raise AudioError("missing", f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise AudioError("unreadable", f"{path}: {exc}") from exc
+
+
+def read_audio(path: str, *, fs: Any = None) -> tuple[np.ndarray, int]:
+    """Read a file as float32 samples, shape ``(n_samples, channels)``, and its rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        With reason ``missing``, ``unreadable``, ``empty_file``, ``not_audio``, ``corrupt``,
+        ``no_samples``, ``non_finite``, ``bad_sample_rate`` or ``too_many_channels``.
+    """
+    data = _open_bytes(path, fs)
+    if not data:
+        raise AudioError("empty_file", path)
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            sr, channels = int(f.samplerate), int(f.channels)
+            if not MIN_SOURCE_SR <= sr <= MAX_SOURCE_SR:
+                raise AudioError("bad_sample_rate", f"{path}: {sr} Hz")
+            if channels > MAX_CHANNELS:
+                raise AudioError("too_many_channels", f"{path}: {channels} channels")
+            try:
+                y = f.read(dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError("corrupt", f"{path}: {exc}") from exc
+    except sf.LibsndfileError as exc:
+        raise AudioError("not_audio", f"{path}: {exc}") from exc
+    if y.shape[0] == 0:
+        raise AudioError("no_samples", path)
+    if not np.isfinite(y).all():
+        raise AudioError("non_finite", path)
+    return y, sr
+
+
+def peak_db(y: np.ndarray) -> float:
+    """Peak absolute level in dBFS (``-inf`` for all zeros)."""
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return 20.0 * float(np.log10(peak)) if peak > 0 else float("-inf")
+
+
+def probe(path: str, *, fs: Any = None) -> AudioInfo:
+    """Decode a file fully and describe it; raise :class:`AudioError` if it is unusable."""
+    y, sr = read_audio(path, fs=fs)
+    return AudioInfo(sr=sr, channels=y.shape[1], frames=y.shape[0], peak_db=peak_db(y))
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n_samples, channels)`` -> ``(n_samples,)``."""
+    return y.mean(axis=1, dtype=np.float32) if y.ndim == 2 else y.astype(np.float32, copy=False)
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """High-quality resampling with soxr; a no-op when the rates already match."""
+    if orig_sr == target_sr:
+        return y
+    return np.asarray(soxr.resample(y, orig_sr, target_sr, quality="HQ"), dtype=np.float32)
+
+
+def fix_length(
+    y: np.ndarray, *, n_samples: int, crop: Literal["start", "center"] = "start"
+) -> np.ndarray:
+    """Zero-pad at the end or crop to exactly ``n_samples`` along the last axis."""
+    if n_samples <= 0:
+        raise ParameterError(f"n_samples must be positive, got {n_samples}")
+    length = y.shape[-1]
+    if length >= n_samples:
+        start = (length - n_samples) // 2 if crop == "center" else 0
+        return y[..., start : start + n_samples]
+    pad = [(0, 0)] * (y.ndim - 1) + [(0, n_samples - length)]
+    return np.pad(y, pad)
+
+
+def load_clip(
+    path: str,
+    *,
+    sr: int,
+    duration_s: float,
+    crop: Literal["start", "center"] = "start",
+    fs: Any = None,
+) -> np.ndarray:
+    """Decode, downmix, resample and pad/crop one clip.
+
+    Returns
+    -------
+    np.ndarray
+        float32 waveform, shape ``(round(sr * duration_s),)``, at ``sr`` Hz.
+    """
+    y, orig_sr = read_audio(path, fs=fs)
+    mono = resample(to_mono(y), orig_sr=orig_sr, target_sr=sr)
+    return fix_length(mono, n_samples=round(sr * duration_s), crop=crop)

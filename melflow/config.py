@@ -1,0 +1,431 @@
+"""Pipeline configuration: pydantic models for every stage, loaded from layered YAML profiles.
+
+A profile is a YAML file in ``pipeline_config/``. It may name a parent with ``extends:``;
+the child is deep-merged over the parent. Command-line overrides (``features.n_mels=128``)
+are applied last. Validation happens once, before any work, and every error names the
+dotted field, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from melflow.errors import ConfigError
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "pipeline_config"
+PROFILE_DIR_ENV = "MELFLOW_PROFILE_DIR"
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    """Where stage outputs live. Relative paths resolve against the working directory."""
+
+    data_dir: str = Field("data", description="Root of manifests, stores, reports (path or URL).")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for URLs, e.g. {client_kwargs: {endpoint_url: ...}}.",
+    )
+
+
+class DemoConfig(_Section):
+    """The built-in synthetic corpus, generated on demand into ``corpus.root``."""
+
+    per_class: int = Field(40, ge=1, le=100_000)
+    seed: int = 0
+    sr: int = Field(22050, ge=4000, le=192_000)
+    min_duration_s: float = Field(0.6, gt=0)
+    max_duration_s: float = Field(1.4, gt=0)
+
+
+class CorpusConfig(_Section):
+    """How to find clips, their labels, groups and splits."""
+
+    root: str = Field(..., description="Corpus folder or fsspec URL.")
+    label_source: Literal["folder", "manifest", "regex"] = "folder"
+    manifest: str | None = Field(None, description="CSV/Parquet relative to root (manifest).")
+    path_column: str = "path"
+    label_column: str = "label"
+    group_column: str | None = None
+    filename_regex: str | None = Field(
+        None, description="Regex with named groups 'label' (and optional 'group') on the stem."
+    )
+    extensions: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+    split_source: Literal["column", "fold", "random"] = "random"
+    split_column: str = "split"
+    fold_column: str = "fold"
+    test_folds: tuple[int, ...] = (1,)
+    val_folds: tuple[int, ...] = ()
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    demo: DemoConfig | None = None
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> CorpusConfig:
+        if self.label_source == "manifest" and not self.manifest:
+            raise ValueError("label_source 'manifest' needs corpus.manifest (a CSV or Parquet file)")
+        if self.label_source == "regex":
+            if not self.filename_regex or "(?P<label>" not in self.filename_regex:
+                raise ValueError(
+                    "label_source 'regex' needs corpus.filename_regex with a named group "
+                    "(?P<label>...), e.g. '^(?P<label>\\d+)_(?P<group>[a-z]+)_\\d+$'"
+                )
+        if self.test_fraction + self.val_fraction >= 1.0:
+            raise ValueError("corpus.test_fraction + corpus.val_fraction must be below 1")
+        return self
+
+
+class AudioConfig(_Section):
+    """Decoding: every clip becomes mono float32 at ``sr``, padded/cropped to ``duration_s``."""
+
+    sr: int = Field(22050, ge=1000, le=192_000, description="Target sample rate in Hz.")
+    duration_s: float = Field(1.0, gt=0, le=600, description="Fixed clip length after pad/crop.")
+    min_duration_s: float = Field(0.05, ge=0, description="Shorter source clips are quarantined.")
+    max_duration_s: float = Field(60.0, gt=0, description="Longer source clips are quarantined.")
+    silence_db: float = Field(
+        -60.0, le=0, description="Clips whose peak is below this dBFS are quarantined as silent."
+    )
+    crop: Literal["start", "center"] = "start"
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> AudioConfig:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("audio.min_duration_s must be below audio.max_duration_s")
+        return self
+
+
+FeatureKind = Literal["logmel", "mfcc", "stft"]
+
+
+class FeaturesConfig(_Section):
+    """Spectral features; units: samples for sizes, Hz for frequencies, dB for ``top_db``."""
+
+    kinds: tuple[FeatureKind, ...] = ("logmel",)
+    n_fft: int = Field(1024, ge=16, le=65536)
+    hop_length: int = Field(512, ge=1)
+    win_length: int | None = None
+    n_mels: int = Field(64, ge=1, le=512)
+    n_mfcc: int = Field(20, ge=1, le=128)
+    fmin: float = Field(0.0, ge=0)
+    fmax: float | None = None
+    power: float = Field(2.0, gt=0)
+    top_db: float | None = Field(80.0, gt=0)
+    dtype: Literal["float32", "float16"] = "float32"
+    batch_size: int = Field(64, ge=1, le=4096, description="Clips per Dask task = rows per chunk.")
+    compression_level: int = Field(3, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> FeaturesConfig:
+        if self.win_length is not None and self.win_length > self.n_fft:
+            raise ValueError("features.win_length must not exceed features.n_fft")
+        if self.fmax is not None and self.fmax <= self.fmin:
+            raise ValueError("features.fmax must be above features.fmin")
+        if not self.kinds:
+            raise ValueError("features.kinds needs at least one of logmel, mfcc, stft")
+        return self
+
+
+class DaskConfig(_Section):
+    """Where the extraction and augmentation tasks run."""
+
+    address: str | None = Field(None, description="tcp://host:port of a running scheduler.")
+    n_workers: int = Field(2, ge=1, le=256)
+    threads_per_worker: int = Field(1, ge=1, le=64)
+    memory_limit: str = "4GiB"
+
+
+class RangeOp(_Section):
+    """An augmentation op drawn with probability ``p`` uniformly from ``[low, high]``."""
+
+    p: float = Field(0.5, ge=0.0, le=1.0)
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _check_range(self) -> RangeOp:
+        if self.low > self.high:
+            raise ValueError(f"low={self.low} must not exceed high={self.high}")
+        return self
+
+
+class TimeStretchOp(RangeOp):
+    """Rate > 1 speeds up (shorter), < 1 slows down."""
+
+    low: float = Field(0.8, gt=0.0, le=4.0)
+    high: float = Field(1.25, gt=0.0, le=4.0)
+
+
+class PitchShiftOp(RangeOp):
+    """Shift in semitones."""
+
+    low: float = Field(-2.0, ge=-24.0, le=24.0)
+    high: float = Field(2.0, ge=-24.0, le=24.0)
+
+
+class NoiseOp(RangeOp):
+    """Additive noise at an SNR in dB drawn from ``[low, high]``."""
+
+    low: float = Field(10.0, ge=-20.0, le=100.0)
+    high: float = Field(30.0, ge=-20.0, le=100.0)
+    kind: Literal["white", "pink", "folder"] = "white"
+    folder: str | None = Field(None, description="Background-noise clips when kind='folder'.")
+
+    @model_validator(mode="after")
+    def _check_folder(self) -> NoiseOp:
+        if self.kind == "folder" and not self.folder:
+            raise ValueError("noise kind 'folder' needs augment.noise.folder")
+        return self
+
+
+class GainOp(RangeOp):
+    """Gain in dB."""
+
+    low: float = Field(-6.0, ge=-60.0, le=20.0)
+    high: float = Field(6.0, ge=-60.0, le=20.0)
+
+
+class ShiftOp(RangeOp):
+    """Time shift as a fraction of the clip length (negative = earlier)."""
+
+    low: float = Field(-0.2, ge=-1.0, le=1.0)
+    high: float = Field(0.2, ge=-1.0, le=1.0)
+    mode: Literal["circular", "zero"] = "circular"
+
+
+class AugmentConfig(_Section):
+    """Offline augmentation of the train split into a second feature store."""
+
+    enabled: bool = True
+    variants_per_clip: int = Field(2, ge=1, le=100)
+    seed: int = 0
+    time_stretch: TimeStretchOp = TimeStretchOp()
+    pitch_shift: PitchShiftOp = PitchShiftOp()
+    noise: NoiseOp = NoiseOp()
+    gain: GainOp = GainOp(p=0.3)
+    shift: ShiftOp = ShiftOp(p=0.3)
+
+
+class ModelConfig(_Section):
+    """CNN architecture; ``channels`` gives one conv block (or stage) per entry."""
+
+    arch: Literal["cnn", "vgg", "resnet"] = "cnn"
+    channels: tuple[int, ...] = (16, 32, 64)
+    kernel_size: Literal[3, 5] = 3
+    convs_per_block: int = Field(1, ge=1, le=4)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    hidden: int = Field(128, ge=0, le=8192, description="FC width before the output; 0 = none.")
+
+
+class SpecAugmentConfig(_Section):
+    """Online time/frequency masking on training batches."""
+
+    enabled: bool = False
+    freq_mask: int = Field(8, ge=0)
+    time_mask: int = Field(8, ge=0)
+    n_masks: int = Field(1, ge=0, le=10)
+
+
+class MixupConfig(_Section):
+    """Online mixup on training batches; ``alpha`` of the Beta distribution."""
+
+    enabled: bool = False
+    alpha: float = Field(0.2, gt=0.0, le=10.0)
+
+
+class TrainConfig(_Section):
+    """Optimisation of the classifier on the clean (+ augmented) train split."""
+
+    feature: FeatureKind = "logmel"
+    model: ModelConfig = ModelConfig()
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
+    scheduler: Literal["none", "cosine", "step", "plateau"] = "cosine"
+    step_size: int = Field(10, ge=1)
+    gamma: float = Field(0.5, gt=0.0, le=1.0)
+    epochs: int = Field(20, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1, le=8192)
+    patience: int = Field(8, ge=0, description="Early stopping on val macro-F1; 0 = off.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weights: bool = False
+    use_augmented: bool = True
+    spec_augment: SpecAugmentConfig = SpecAugmentConfig()
+    mixup: MixupConfig = MixupConfig()
+    seed: int = 0
+    num_threads: int = Field(2, ge=1, le=256)
+    init_from_champion: bool = False
+
+
+class RegistryConfig(_Section):
+    """MLflow tracking and the promotion gate."""
+
+    tracking_uri: str | None = Field(
+        None, description="Default: sqlite:///<data_dir>/mlflow.db; MLFLOW_TRACKING_URI wins."
+    )
+    experiment: str = "melflow"
+    model_name: str = "melflow-classifier"
+    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
+    margin: float = Field(0.0, ge=0.0, le=1.0)
+    mcnemar: bool = False
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+
+
+class PipelineConfig(_Section):
+    """The whole pipeline; sections added by later stages default to sensible values."""
+
+    name: str = "default"
+    paths: PathsConfig = PathsConfig()
+    corpus: CorpusConfig
+    audio: AudioConfig = AudioConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    dask: DaskConfig = DaskConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    @model_validator(mode="after")
+    def _check_cross(self) -> PipelineConfig:
+        nyquist = self.audio.sr / 2
+        if self.features.fmax is not None and self.features.fmax > nyquist:
+            raise ValueError(
+                f"features.fmax={self.features.fmax} is above the Nyquist frequency "
+                f"{nyquist:g} Hz of audio.sr={self.audio.sr}; lower it or raise audio.sr"
+            )
+        if self.features.n_fft > self.audio.sr * self.audio.duration_s:
+            raise ValueError("features.n_fft is longer than audio.duration_s * audio.sr")
+        if self.train.feature not in self.features.kinds:
+            raise ValueError(
+                f"train.feature={self.train.feature!r} is not extracted; add it to features.kinds "
+                f"(now {list(self.features.kinds)})"
+            )
+        return self
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def profile_dir() -> Path:
+    """Folder of the YAML profiles (``$MELFLOW_PROFILE_DIR`` or the repo's ``pipeline_config``)."""
+    return Path(os.environ.get(PROFILE_DIR_ENV, PROFILE_DIR))
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles available in :func:`profile_dir`."""
+    return sorted(p.stem for p in profile_dir().glob("*.yaml"))
+
+
+def _resolve_profile(profile: str | Path) -> Path:
+    path = Path(profile)
+    if path.suffix in {".yaml", ".yml"} and path.exists():
+        return path
+    candidate = profile_dir() / f"{profile}.yaml"
+    if candidate.exists():
+        return candidate
+    raise ConfigError(
+        f"profile {str(profile)!r} not found; use a YAML path or one of: {', '.join(list_profiles())}"
+    )
+
+
+def _read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"profile {path} extends itself through {[str(p) for p in seen]}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path} must be a mapping of sections, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = _resolve_profile(parent if Path(parent).is_absolute() else parent)
+    return _deep_merge(_read_profile(parent_path, (*seen, path)), data)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``"features.n_mels=128"`` into ``(["features", "n_mels"], 128)`` (YAML-typed)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.field=value")
+    key, raw = item.split("=", 1)
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"override {item!r} has an empty field name")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return keys, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return ``data`` with each ``a.b.c=value`` override set (intermediate dicts created)."""
+    result = dict(data)
+    for item in overrides:
+        keys, value = parse_override(item)
+        patch: dict[str, Any] = {keys[-1]: value}
+        for key in reversed(keys[:-1]):
+            patch = {key: patch}
+        result = _deep_merge(result, patch)
+    return result
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: the dotted field, what was given, and what is allowed."""
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        given = err.get("input")
+        given_text = "" if isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  - {field}: {err['msg']}{given_text}")
+    return "\n".join(lines)
+
+
+def validate_config(data: dict[str, Any], *, source: str = "<dict>") -> PipelineConfig:
+    """Validate a raw mapping into a :class:`PipelineConfig`, raising :class:`ConfigError`."""
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(profile: str | Path = "default", *, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a profile (name or YAML path), apply ``key=value`` overrides and validate.
+
+    Parameters
+    ----------
+    profile : str or Path
+        A name in :func:`profile_dir` (``"small"``) or a path to a YAML file.
+    overrides : list of str, optional
+        Dotted assignments applied after the YAML layers, e.g. ``["features.n_mels=128"]``.
+
+    Returns
+    -------
+    PipelineConfig
+        The validated, frozen configuration.
+
+    Raises
+    ------
+    ConfigError
+        Unknown profile, bad YAML, or any invalid field (named, with what is allowed).
+    """
+    path = _resolve_profile(profile)
+    data = apply_overrides(_read_profile(path), list(overrides or []))
+    return validate_config(data, source=str(path))

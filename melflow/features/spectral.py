@@ -1,0 +1,132 @@
+"""Spectral features as pure array -> array functions, batched over leading axes.
+
+All functions accept ``y`` of shape ``(..., n_samples)`` and return ``(..., n_bins, n_frames)``
+with ``n_frames = 1 + n_samples // hop_length`` (centred frames, reflect padding as librosa).
+Decibel scaling uses ``ref=1.0`` and clips at ``max - top_db`` **per clip**, so a clip's
+features never depend on which other clips share its batch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+import scipy.fft
+
+from melflow.config import FeatureKind, FeaturesConfig
+from melflow.errors import ParameterError
+
+AMIN = 1e-10
+
+
+def n_frames(n_samples: int, *, hop_length: int) -> int:
+    """Number of centred STFT frames for a signal of ``n_samples``."""
+    return 1 + n_samples // hop_length
+
+
+def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0, amin: float = AMIN) -> np.ndarray:
+    """``10 log10(max(S, amin))`` with the floor ``max - top_db`` taken per clip.
+
+    Parameters
+    ----------
+    S : np.ndarray, shape ``(..., n_bins, n_frames)``
+        Power spectrogram (non-negative).
+    top_db : float or None
+        Dynamic range kept below each clip's peak, in dB; ``None`` keeps everything.
+    """
+    if top_db is not None and top_db <= 0:
+        raise ParameterError(f"top_db must be positive, got {top_db}")
+    log_spec = 10.0 * np.log10(np.maximum(S, amin))
+    if top_db is not None:
+        peak = log_spec.max(axis=(-2, -1), keepdims=True)
+        log_spec = np.maximum(log_spec, peak - top_db)
+    return log_spec.astype(np.float32, copy=False)
+
+
+def stft_power(
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Magnitude spectrogram ``|STFT|**power``, shape ``(..., 1 + n_fft // 2, n_frames)``."""
+    if y.shape[-1] < 1:
+        raise ParameterError("y must contain at least one sample")
+    spec = librosa.stft(
+        y.astype(np.float32, copy=False),
+        n_fft=n_fft,
+        hop_length=hop_length,
+        win_length=win_length,
+        center=True,
+        pad_mode="constant",
+    )
+    magnitude = np.abs(spec)
+    return magnitude**power if power != 1.0 else magnitude
+
+
+@lru_cache(maxsize=32)
+def mel_basis(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """Slaney-normalised mel filterbank, shape ``(n_mels, 1 + n_fft // 2)`` (cached)."""
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    basis.setflags(write=False)
+    return basis
+
+
+def logmel(
+    y: np.ndarray,
+    *,
+    sr: int,
+    n_fft: int = 1024,
+    hop_length: int = 512,
+    win_length: int | None = None,
+    n_mels: int = 64,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    power: float = 2.0,
+    top_db: float | None = 80.0,
+) -> np.ndarray:
+    """Log-mel spectrogram in dB, shape ``(..., n_mels, n_frames)``; ``sr`` in Hz."""
+    S = stft_power(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, power=power)
+    mel = np.matmul(mel_basis(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax), S)
+    return power_to_db(mel, top_db=top_db)
+
+
+def mfcc_from_logmel(S_db: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
+    """MFCCs (DCT-II, orthonormal) of a log-mel spectrogram: ``(..., n_mfcc, n_frames)``."""
+    if n_mfcc > S_db.shape[-2]:
+        raise ParameterError(f"n_mfcc={n_mfcc} exceeds the {S_db.shape[-2]} mel bands")
+    coeffs = scipy.fft.dct(S_db, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
+    return np.asarray(coeffs, dtype=np.float32)
+
+
+def feature_shapes(*, n_samples: int, cfg: FeaturesConfig) -> dict[FeatureKind, tuple[int, int]]:
+    """Per-clip ``(n_bins, n_frames)`` of each configured feature kind."""
+    frames = n_frames(n_samples, hop_length=cfg.hop_length)
+    bins: dict[FeatureKind, int] = {"logmel": cfg.n_mels, "mfcc": cfg.n_mfcc, "stft": 1 + cfg.n_fft // 2}
+    return {kind: (bins[kind], frames) for kind in cfg.kinds}
+
+
+def compute_features(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> dict[FeatureKind, np.ndarray]:
+    """Every kind in ``cfg.kinds`` for a batch ``y`` of shape ``(batch, n_samples)``.
+
+    Returns
+    -------
+    dict
+        ``kind -> float32 array (batch, n_bins, n_frames)``; the STFT is computed once
+        and shared by all kinds.
+    """
+    S = stft_power(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, power=cfg.power)
+    out: dict[FeatureKind, np.ndarray] = {}
+    if "logmel" in cfg.kinds or "mfcc" in cfg.kinds:
+        basis = mel_basis(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+        S_db = power_to_db(np.matmul(basis, S), top_db=cfg.top_db)
+        if "logmel" in cfg.kinds:
+            out["logmel"] = S_db
+        if "mfcc" in cfg.kinds:
+            out["mfcc"] = mfcc_from_logmel(S_db, n_mfcc=cfg.n_mfcc)
+    if "stft" in cfg.kinds:
+        out["stft"] = power_to_db(S ** (2.0 / cfg.power), top_db=cfg.top_db)
+    return out

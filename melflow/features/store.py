@@ -1,0 +1,272 @@
+"""A chunked, compressed Zarr v3 row store written in parallel, batch by batch, resumably.
+
+Layout of a store at ``<url>``::
+
+    <url>/data.zarr/<array>               Zarr group: one array per feature kind
+                                          [rows, *row_shape] plus one string array per column
+    <url>/_melflow/batches/<b>.json       the items of batch b (what a worker computes)
+    <url>/_melflow/plans/<p>.parquet      commit record of append p: key, row, batch, columns
+    <url>/_melflow/done/<b>               batch b is written (the completion marker)
+    <url>/_melflow/complete/<digest>.json every item of that input digest is written
+
+Every batch is exactly one chunk of ``chunk_rows`` rows starting at a multiple of
+``chunk_rows``, so no two tasks ever touch one chunk; a short last batch is padded
+with empty rows (``key == ""``). Appending never rewrites an existing chunk. Plans are
+made under a lock and committed by writing the plan file last, so a killed run resumes
+with exactly the same batches and produces an identical store.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zarr
+from filelock import FileLock
+
+from melflow import storage
+from melflow.errors import StoreError
+
+META = "_melflow"
+KEY = "key"
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """A numeric per-row array: ``name``, the shape of one row, and its dtype."""
+
+    name: str
+    row_shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """What a store holds; its fields (with ``attrs``) are checked when a store is reopened."""
+
+    arrays: tuple[ArraySpec, ...]
+    columns: tuple[str, ...]
+    chunk_rows: int
+    compression_level: int = 3
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One unit of parallel work: ``items`` become rows ``start .. start + len(items) - 1``."""
+
+    index: int
+    start: int
+    items: list[dict[str, Any]]
+
+
+class RowStore:
+    """Handle on a store at a local path or fsspec URL; cheap to create, safe to pickle."""
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.storage_options = dict(storage_options or {})
+
+    # -- paths ---------------------------------------------------------------------------
+    def _meta(self, *parts: str) -> str:
+        return storage.join(self.url, META, *parts)
+
+    @property
+    def zarr_url(self) -> str:
+        return storage.join(self.url, "data.zarr")
+
+    def _zarr_kwargs(self) -> dict[str, Any]:
+        return {"storage_options": self.storage_options} if storage.is_url(self.url) else {}
+
+    def group(self, mode: str = "r") -> zarr.Group:
+        """The underlying Zarr group (``mode='r'`` to read, ``'r+'`` to write)."""
+        try:
+            return zarr.open_group(self.zarr_url, mode=mode, **self._zarr_kwargs())  # type: ignore[arg-type]
+        except FileNotFoundError as exc:
+            raise StoreError(f"no feature store at {self.url}") from exc
+
+    def exists(self) -> bool:
+        return storage.exists(storage.join(self.zarr_url, "zarr.json"), self.storage_options)
+
+    def lock(self) -> FileLock:
+        """Inter-process lock serialising plans and resizes of this store."""
+        return FileLock(storage.lock_path(self.url if storage.is_url(self.url) else self._meta()))
+
+    # -- creation ------------------------------------------------------------------------
+    def ensure(self, layout: StoreLayout) -> None:
+        """Create the store for ``layout``, or check that the existing one matches it."""
+        with self.lock():
+            if self.exists():
+                found = dict(self.group().attrs).get("layout")
+                if found != _layout_json(layout):
+                    raise StoreError(
+                        f"store {self.url} was made for another layout/config; "
+                        "remove it or use a different data_dir"
+                    )
+                return
+            root = zarr.open_group(self.zarr_url, mode="w", **self._zarr_kwargs())  # type: ignore[arg-type]
+            compressors = zarr.codecs.ZstdCodec(level=layout.compression_level)
+            for spec in layout.arrays:
+                root.create_array(
+                    spec.name,
+                    shape=(0, *spec.row_shape),
+                    chunks=(layout.chunk_rows, *spec.row_shape),
+                    dtype=spec.dtype,
+                    compressors=compressors,
+                    fill_value=0,
+                )
+            for column in (KEY, *layout.columns):
+                root.create_array(column, shape=(0,), chunks=(layout.chunk_rows,), dtype=str)
+            root.attrs.update({"layout": _layout_json(layout), "chunk_rows": layout.chunk_rows})
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.group().attrs["chunk_rows"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.group().attrs)
+
+    # -- plans ---------------------------------------------------------------------------
+    def index(self) -> pd.DataFrame:
+        """Every planned row: ``key``, ``row``, ``batch`` and the layout's columns."""
+        frames = [
+            pd.read_parquet(io.BytesIO(storage.read_bytes(self._meta("plans", name), self.storage_options)))
+            for name in storage.listdir_names(self._meta("plans"), self.storage_options)
+            if name.endswith(".parquet")
+        ]
+        if not frames:
+            return pd.DataFrame({KEY: pd.Series(dtype=str), "row": pd.Series(dtype="int64"),
+                                 "batch": pd.Series(dtype="int64")})
+        return pd.concat(frames, ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
+
+    def append(self, items: Sequence[dict[str, Any]], *, columns: Sequence[str]) -> list[Batch]:
+        """Plan batches for the items whose ``key`` is not planned yet, and grow the arrays.
+
+        Items are processed in the order given; each must hold ``key`` and every name in
+        ``columns``. Returns the new batches (empty when every key is already planned).
+        """
+        with self.lock():
+            index = self.index()
+            known = set(index[KEY])
+            fresh = [item for item in items if item[KEY] not in known]
+            if not fresh:
+                return []
+            chunk = self.chunk_rows
+            first_batch = int(index["batch"].max()) + 1 if len(index) else 0
+            batches = [
+                Batch(index=first_batch + i, start=(first_batch + i) * chunk, items=list(fresh[o : o + chunk]))
+                for i, o in enumerate(range(0, len(fresh), chunk))
+            ]
+            for batch in batches:
+                payload = {"index": batch.index, "start": batch.start, "items": batch.items}
+                storage.write_bytes_atomic(
+                    self._meta("batches", f"{batch.index:08d}.json"),
+                    json.dumps(payload, sort_keys=True).encode(),
+                    self.storage_options,
+                )
+            self._grow((first_batch + len(batches)) * chunk)
+            rows = [
+                {KEY: item[KEY], "row": batch.start + i, "batch": batch.index, **{c: str(item[c]) for c in columns}}
+                for batch in batches
+                for i, item in enumerate(batch.items)
+            ]
+            buf = io.BytesIO()
+            pd.DataFrame(rows).to_parquet(buf, index=False)
+            # The plan file is the commit point: batches without one are overwritten next time.
+            storage.write_bytes_atomic(
+                self._meta("plans", f"{first_batch:08d}.parquet"), buf.getvalue(), self.storage_options
+            )
+            return batches
+
+    def _grow(self, n_rows: int) -> None:
+        root = self.group("r+")
+        for name in root.array_keys():
+            array = root[name]
+            if array.shape[0] < n_rows:
+                array.resize((n_rows, *array.shape[1:]))
+
+    def batch(self, index: int) -> Batch:
+        """Read one planned batch (what a worker does first)."""
+        payload = json.loads(storage.read_bytes(self._meta("batches", f"{index:08d}.json"), self.storage_options))
+        return Batch(index=payload["index"], start=payload["start"], items=payload["items"])
+
+    def planned_batches(self) -> list[int]:
+        index = self.index()
+        return sorted(int(b) for b in index["batch"].unique()) if len(index) else []
+
+    # -- markers -------------------------------------------------------------------------
+    def done_batches(self) -> set[int]:
+        return {int(name) for name in storage.listdir_names(self._meta("done"), self.storage_options)
+                if name.isdigit()}
+
+    def pending_batches(self) -> list[int]:
+        """Planned batches without a completion marker, in order."""
+        done = self.done_batches()
+        return [b for b in self.planned_batches() if b not in done]
+
+    def write_batch(self, batch: Batch, arrays: dict[str, np.ndarray], *, columns: Sequence[str]) -> None:
+        """Write a batch's whole chunk (padded with empty rows), then its marker.
+
+        ``arrays[name]`` has shape ``(len(batch.items), *row_shape)``.
+        """
+        root = self.group("r+")
+        chunk = self.chunk_rows
+        region = slice(batch.start, batch.start + chunk)
+        n = len(batch.items)
+        for name, values in arrays.items():
+            target = root[name]
+            if values.shape[0] != n:
+                raise StoreError(f"batch {batch.index}: {name} has {values.shape[0]} rows, expected {n}")
+            block = np.zeros((chunk, *target.shape[1:]), dtype=target.dtype)
+            block[:n] = values
+            target[region] = block
+        for column in (KEY, *columns):
+            texts = np.array([str(item[column]) for item in batch.items] + [""] * (chunk - n), dtype=object)
+            root[column][region] = texts
+        storage.write_bytes_atomic(self._meta("done", f"{batch.index:08d}"), b"", self.storage_options)
+
+    def mark_complete(self, digest: str, info: dict[str, Any]) -> None:
+        storage.write_bytes_atomic(
+            self._meta("complete", f"{digest}.json"), json.dumps(info, sort_keys=True).encode(),
+            self.storage_options,
+        )
+
+    def complete_info(self, digest: str) -> dict[str, Any] | None:
+        """The info saved by :meth:`mark_complete` for ``digest``, or ``None``."""
+        path = self._meta("complete", f"{digest}.json")
+        if not storage.exists(path, self.storage_options):
+            return None
+        result: dict[str, Any] = json.loads(storage.read_bytes(path, self.storage_options))
+        return result
+
+    # -- reading -------------------------------------------------------------------------
+    def rows_for(self, keys: Iterable[str]) -> pd.DataFrame:
+        """Index rows for ``keys`` in the order given; raises if a key is not planned."""
+        wanted = list(keys)
+        index = self.index().set_index(KEY)
+        missing = [k for k in wanted if k not in index.index]
+        if missing:
+            raise StoreError(f"{len(missing)} keys are not in store {self.url}, e.g. {missing[:3]}")
+        return index.loc[wanted].reset_index()
+
+
+def _layout_json(layout: StoreLayout) -> dict[str, Any]:
+    return json.loads(
+        json.dumps(
+            {
+                "arrays": [[a.name, list(a.row_shape), a.dtype] for a in layout.arrays],
+                "columns": list(layout.columns),
+                "chunk_rows": layout.chunk_rows,
+                "compression_level": layout.compression_level,
+                "attrs": layout.attrs,
+            },
+            sort_keys=True,
+            default=str,
+        )
+    )

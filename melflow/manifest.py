@@ -1,0 +1,81 @@
+"""The manifest: one row per clip, the single source of truth for every later stage.
+
+Columns (in order): ``clip_id`` (stable, the corpus-relative POSIX path), ``path``
+(absolute path or URL), ``label``, ``split`` (``train``/``val``/``test``), ``fold``
+(int, -1 when unknown), ``group`` (speaker / source recording; never in two splits),
+``sha256`` (of the file bytes), ``duration_s``, ``sr``, ``channels`` (of the source file),
+and ``status`` (``ok`` or a quarantine reason from :data:`melflow.audio.io.REASONS`),
+``detail`` (human-readable cause for quarantined rows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from melflow.digest import digest_of
+from melflow.errors import MelflowError
+
+COLUMNS: tuple[str, ...] = (
+    "clip_id",
+    "path",
+    "label",
+    "split",
+    "fold",
+    "group",
+    "sha256",
+    "duration_s",
+    "sr",
+    "channels",
+    "status",
+    "detail",
+)
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+OK = "ok"
+# Only these columns define a clip's identity for downstream stages: a moved corpus
+# (new absolute ``path``) or a reworded ``detail`` must not invalidate features.
+IDENTITY_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "fold", "group", "sha256", "status")
+
+
+def empty_manifest() -> pd.DataFrame:
+    """A manifest with no rows and the canonical columns."""
+    return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
+
+
+def _dtype(column: str) -> str:
+    return {"fold": "int64", "sr": "int64", "channels": "int64", "duration_s": "float64"}.get(
+        column, "object"
+    )
+
+
+def normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """Canonical column order and dtypes, rows sorted by ``clip_id``, fresh index."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise MelflowError(f"manifest lacks columns {missing}")
+    out = df.loc[:, list(COLUMNS)].copy()
+    for column in COLUMNS:
+        out[column] = out[column].astype(_dtype(column))
+    return out.sort_values("clip_id", kind="stable").reset_index(drop=True)
+
+
+def manifest_digest(df: pd.DataFrame) -> str:
+    """Digest of the identity columns of every row, independent of row order."""
+    rows = normalize(df).loc[:, list(IDENTITY_COLUMNS)]
+    return digest_of(rows.astype(str).to_numpy().tolist())
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows usable for features (``status == 'ok'``), sorted by ``clip_id``."""
+    return normalize(df[df["status"] == OK])
+
+
+def write_manifest(df: pd.DataFrame, path: str, *, storage_options: dict[str, Any] | None = None) -> None:
+    """Write a normalized manifest as Parquet (local path or fsspec URL)."""
+    normalize(df).to_parquet(path, index=False, storage_options=storage_options)
+
+
+def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Read and normalize a manifest written by :func:`write_manifest`."""
+    return normalize(pd.read_parquet(path, storage_options=storage_options))
