@@ -9,6 +9,7 @@ dotted field, the value given and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,13 +74,24 @@ class CorpusConfig(_Section):
     @model_validator(mode="after")
     def _check_sources(self) -> CorpusConfig:
         if self.label_source == "manifest" and not self.manifest:
-            raise ValueError("label_source 'manifest' needs corpus.manifest (a CSV or Parquet file)")
-        if self.label_source == "regex":
-            if not self.filename_regex or "(?P<label>" not in self.filename_regex:
-                raise ValueError(
-                    "label_source 'regex' needs corpus.filename_regex with a named group "
-                    "(?P<label>...), e.g. '^(?P<label>\\d+)_(?P<group>[a-z]+)_\\d+$'"
-                )
+            raise ValueError(
+                "label_source 'manifest' needs corpus.manifest (a CSV or Parquet file)"
+            )
+        if self.label_source == "regex" and "(?P<label>" not in (self.filename_regex or ""):
+            raise ValueError(
+                "label_source 'regex' needs corpus.filename_regex with a named group "
+                "(?P<label>...), e.g. '^(?P<label>\\d+)_(?P<group>[a-z]+)_\\d+$'"
+            )
+        if self.filename_regex is not None:
+            try:
+                re.compile(self.filename_regex)
+            except re.error as exc:
+                raise ValueError(f"corpus.filename_regex is not a valid regex: {exc}") from None
+        if self.split_source != "random" and self.label_source != "manifest":
+            raise ValueError(
+                f"split_source {self.split_source!r} reads corpus.{self.split_source}_column from "
+                "the manifest file; use label_source 'manifest' or split_source 'random'"
+            )
         if self.test_fraction + self.val_fraction >= 1.0:
             raise ValueError("corpus.test_fraction + corpus.val_fraction must be below 1")
         return self
@@ -216,14 +228,29 @@ class AugmentConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """CNN architecture; ``channels`` gives one conv block (or stage) per entry."""
+    """CNN architecture; ``channels`` gives one conv block (or residual stage) per entry."""
 
     arch: Literal["cnn", "vgg", "resnet"] = "cnn"
-    channels: tuple[int, ...] = (16, 32, 64)
+    channels: tuple[int, ...] = Field((16, 32, 64), min_length=1, max_length=8)
     kernel_size: Literal[3, 5] = 3
-    convs_per_block: int = Field(1, ge=1, le=4)
+    convs_per_block: int | None = Field(
+        None,
+        ge=1,
+        le=4,
+        description="Convs per block (cnn, vgg) or residual blocks per stage (resnet); "
+        "None = the family's default (cnn 1, vgg 2, resnet 1).",
+    )
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     hidden: int = Field(128, ge=0, le=8192, description="FC width before the output; 0 = none.")
+    pool: tuple[int, int] = Field(
+        (1, 1), description="(bins, frames) of the adaptive average pooling before the head."
+    )
+
+    @model_validator(mode="after")
+    def _check_widths(self) -> ModelConfig:
+        if min(self.channels) < 1 or min(self.pool) < 1:
+            raise ValueError("model.channels and model.pool must be positive")
+        return self
 
 
 class SpecAugmentConfig(_Section):
@@ -252,10 +279,17 @@ class TrainConfig(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
     scheduler: Literal["none", "cosine", "step", "plateau"] = "cosine"
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.5, gt=0.0, le=1.0)
+    step_size: int = Field(10, ge=1, description="Epochs between LR drops (step).")
+    gamma: float = Field(0.5, gt=0.0, le=1.0, description="LR factor per drop (step, plateau).")
+    lr_patience: int = Field(2, ge=0, description="Epochs without val macro-F1 gain (plateau).")
     epochs: int = Field(20, ge=1, le=10_000)
     batch_size: int = Field(64, ge=1, le=8192)
+    window_chunks: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Store chunks read and shuffled together; bounds memory to this many chunks.",
+    )
     patience: int = Field(8, ge=0, description="Early stopping on val macro-F1; 0 = off.")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     class_weights: bool = False
@@ -339,9 +373,8 @@ def _resolve_profile(profile: str | Path) -> Path:
     candidate = profile_dir() / f"{profile}.yaml"
     if candidate.exists():
         return candidate
-    raise ConfigError(
-        f"profile {str(profile)!r} not found; use a YAML path or one of: {', '.join(list_profiles())}"
-    )
+    known = ", ".join(list_profiles())
+    raise ConfigError(f"profile {str(profile)!r} not found; use a YAML path or one of: {known}")
 
 
 def _read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -352,11 +385,13 @@ def _read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"profile {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"profile {path} must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"profile {path} must be a mapping of sections, got {type(data).__name__}"
+        )
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    parent_path = _resolve_profile(parent if Path(parent).is_absolute() else parent)
+    parent_path = _resolve_profile(parent)
     return _deep_merge(_read_profile(parent_path, (*seen, path)), data)
 
 
@@ -406,7 +441,9 @@ def validate_config(data: dict[str, Any], *, source: str = "<dict>") -> Pipeline
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def load_config(profile: str | Path = "default", *, overrides: list[str] | None = None) -> PipelineConfig:
+def load_config(
+    profile: str | Path = "default", *, overrides: list[str] | None = None
+) -> PipelineConfig:
     """Load a profile (name or YAML path), apply ``key=value`` overrides and validate.
 
     Parameters

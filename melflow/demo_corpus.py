@@ -117,7 +117,9 @@ def generate_demo_corpus(
             if path.exists():
                 continue
             rng = np.random.default_rng([seed, class_index, i])
-            y = synthesize(label, rng=rng, sr=sr, duration_s=rng.uniform(min_duration_s, max_duration_s))
+            y = synthesize(
+                label, rng=rng, sr=sr, duration_s=rng.uniform(min_duration_s, max_duration_s)
+            )
             tmp = path.with_suffix(".partial")
             sf.write(tmp, y, sr, subtype="PCM_16", format="WAV")
             tmp.replace(path)

@@ -10,12 +10,14 @@ and ``status`` (``ok`` or a quarantine reason from :data:`melflow.audio.io.REASO
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pandas as pd
 
 from melflow.digest import digest_of
 from melflow.errors import MelflowError
+from melflow.storage import write_bytes_atomic
 
 COLUMNS: tuple[str, ...] = (
     "clip_id",
@@ -35,7 +37,15 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 OK = "ok"
 # Only these columns define a clip's identity for downstream stages: a moved corpus
 # (new absolute ``path``) or a reworded ``detail`` must not invalidate features.
-IDENTITY_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "fold", "group", "sha256", "status")
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "clip_id",
+    "label",
+    "split",
+    "fold",
+    "group",
+    "sha256",
+    "status",
+)
 
 
 def empty_manifest() -> pd.DataFrame:
@@ -71,9 +81,18 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return normalize(df[df["status"] == OK])
 
 
-def write_manifest(df: pd.DataFrame, path: str, *, storage_options: dict[str, Any] | None = None) -> None:
-    """Write a normalized manifest as Parquet (local path or fsspec URL)."""
-    normalize(df).to_parquet(path, index=False, storage_options=storage_options)
+def write_manifest(
+    df: pd.DataFrame, path: str, *, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Write a normalized manifest as Parquet (local path or fsspec URL), atomically."""
+    write_bytes_atomic(path, manifest_bytes(df), storage_options)
+
+
+def manifest_bytes(df: pd.DataFrame) -> bytes:
+    """The Parquet bytes of a normalized manifest."""
+    buffer = io.BytesIO()
+    normalize(df).to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:

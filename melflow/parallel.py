@@ -40,7 +40,7 @@ def dask_client(cfg: DaskConfig) -> Iterator[Client]:
         yield client
 
 
-class BatchFailures(MelflowError):
+class BatchFailuresError(MelflowError):
     """Some batches failed after retries; every other batch was still completed."""
 
 
@@ -57,7 +57,7 @@ def run_batches(
 
     Each call must be idempotent (it writes its own region and marker). Returns the
     number of rows the calls reported. Failures do not stop other batches; they are
-    collected and raised together as :class:`BatchFailures` at the end.
+    collected and raised together as :class:`BatchFailuresError` at the end.
     """
     if not indices:
         return 0
@@ -77,5 +77,5 @@ def run_batches(
         future.release()
     if failures:
         head = "\n  ".join(failures[:5])
-        raise BatchFailures(f"{len(failures)} of {len(indices)} batches failed:\n  {head}")
+        raise BatchFailuresError(f"{len(failures)} of {len(indices)} batches failed:\n  {head}")
     return rows

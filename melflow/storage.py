@@ -46,7 +46,9 @@ def read_bytes(path: str, storage_options: dict[str, Any] | None = None) -> byte
     return bytes(fs.cat_file(p))
 
 
-def write_bytes_atomic(path: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
+def write_bytes_atomic(
+    path: str, data: bytes, storage_options: dict[str, Any] | None = None
+) -> None:
     """Write ``data`` so readers see either the old file or the whole new one.
 
     Local files are written to a temporary sibling and renamed; object stores make a

@@ -7,14 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
-from melflow.config import PipelineConfig, load_config  # noqa: E402
-from melflow.demo_corpus import generate_demo_corpus  # noqa: E402
+from melflow.config import PipelineConfig, load_config
+from melflow.demo_corpus import generate_demo_corpus
+from melflow.digest import digest_file
+from melflow.manifest import normalize
 
 FSDD_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fsdd"
 
@@ -34,7 +37,11 @@ def small_config(tmp_path: Path, *overrides: str) -> PipelineConfig:
     """The ``small`` profile with data and corpus under ``tmp_path``."""
     return load_config(
         "small",
-        overrides=[f"paths.data_dir={tmp_path / 'data'}", f"corpus.root={tmp_path / 'corpus'}", *overrides],
+        overrides=[
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"corpus.root={tmp_path / 'corpus'}",
+            *overrides,
+        ],
     )
 
 
@@ -48,7 +55,9 @@ def small_corpus(small_cfg: PipelineConfig) -> Path:
     """The small demo corpus (6 classes x 12 clips, 16 kHz) written under tmp_path/corpus."""
     demo = small_cfg.corpus.demo
     assert demo is not None
-    generate_demo_corpus(root=small_cfg.corpus.root, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
+    generate_demo_corpus(
+        root=small_cfg.corpus.root, per_class=demo.per_class, seed=demo.seed, sr=demo.sr
+    )
     return Path(small_cfg.corpus.root)
 
 
@@ -58,7 +67,9 @@ def dask_client_inproc() -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         yield client
@@ -68,3 +79,28 @@ def fsdd_or_skip() -> Path:
     if not (FSDD_ROOT / "metadata.csv").exists():
         pytest.skip(f"FSDD not found at {FSDD_ROOT} (needs ../shared beside the repo)")
     return FSDD_ROOT
+
+
+def manifest_for(root: Path, *, split: str = "train") -> pd.DataFrame:
+    """A hand-made manifest of every WAV under ``root`` (folder = label), all ``ok``.
+
+    For tests of later stages that should not depend on ingest's policies.
+    """
+    rows = [
+        {
+            "clip_id": path.relative_to(root).as_posix(),
+            "path": str(path),
+            "label": path.parent.name,
+            "split": split,
+            "fold": -1,
+            "group": path.stem,
+            "sha256": digest_file(path),
+            "duration_s": 1.0,
+            "sr": 16000,
+            "channels": 1,
+            "status": "ok",
+            "detail": "",
+        }
+        for path in sorted(root.rglob("*.wav"))
+    ]
+    return normalize(pd.DataFrame(rows))

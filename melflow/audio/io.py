@@ -19,13 +19,14 @@ from melflow.errors import AudioError, ParameterError
 MIN_SOURCE_SR = 1000
 MAX_SOURCE_SR = 384_000
 MAX_CHANNELS = 8
+_SF_ERR_UNRECOGNISED_FORMAT = 1
 
 REASONS: dict[str, str] = {
     "missing": "the file does not exist",
     "unreadable": "the file exists but cannot be opened (permissions, I/O error)",
     "empty_file": "the file has zero bytes",
     "not_audio": "the bytes are not a known audio format",
-    "corrupt": "the header is valid but the audio data cannot be decoded",
+    "corrupt": "a known audio format whose header or data is damaged or truncated",
     "no_samples": "the file decodes to zero samples",
     "non_finite": "the audio contains NaN or infinite samples",
     "silent": "the peak level is below audio.silence_db",
@@ -53,7 +54,14 @@ class AudioInfo:
         return self.frames / self.sr
 
 
-def _open_bytes(path: str, fs: Any) -> bytes:
+def file_bytes(path: str, *, fs: Any = None) -> bytes:
+    """All bytes of a local file (``fs=None``) or of a path on an fsspec filesystem.
+
+    Raises
+    ------
+    AudioError
+        With reason ``missing`` or ``unreadable`` (permissions, a folder, an I/O error).
+    """
     try:
         if fs is None:
             with open(path, "rb") as f:
@@ -66,6 +74,75 @@ def _open_bytes(path: str, fs: Any) -> bytes:
         raise AudioError("unreadable", f"{path}: {exc}") from exc
 
 
+def _wav_data_truncated(data: bytes) -> bool:
+    """True when a RIFF/WAVE ``data`` chunk declares more bytes than the file holds.
+
+    libsndfile silently clamps such files to the bytes present, so a clip cut off by an
+    interrupted copy would otherwise pass as a valid, shorter one.
+    """
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            # Streaming writers leave 0 or 0xFFFFFFFF when the length was unknown.
+            return size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data)
+        pos += 8 + size + (size & 1)
+    return False
+
+
+def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
+    """Decode the bytes of an audio file to float32 samples and its rate in Hz.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file (WAV, FLAC, OGG/Vorbis, MP3, or anything else libsndfile reads).
+    name : str
+        Used in error details only (the path or URL the bytes came from).
+
+    Returns
+    -------
+    y : np.ndarray
+        float32, shape ``(n_samples, channels)``.
+    sr : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    AudioError
+        With reason ``empty_file``, ``not_audio``, ``corrupt``, ``no_samples``,
+        ``non_finite``, ``bad_sample_rate`` or ``too_many_channels``.
+    """
+    if not data:
+        raise AudioError("empty_file", name)
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except sf.LibsndfileError as exc:
+        # A recognised format with a malformed header is damage, not a foreign file.
+        reason = "not_audio" if exc.code == _SF_ERR_UNRECOGNISED_FORMAT else "corrupt"
+        raise AudioError(reason, f"{name}: {exc.error_string}") from exc
+    with f:
+        sr, channels, declared, fmt = int(f.samplerate), int(f.channels), int(f.frames), f.format
+        if not MIN_SOURCE_SR <= sr <= MAX_SOURCE_SR:
+            raise AudioError("bad_sample_rate", f"{name}: {sr} Hz")
+        if channels > MAX_CHANNELS:
+            raise AudioError("too_many_channels", f"{name}: {channels} channels")
+        try:
+            y = f.read(dtype="float32", always_2d=True)
+        except (RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+            raise AudioError("corrupt", f"{name}: {exc}") from exc
+    # MP3 frame counts are estimates for VBR streams, so only exact formats are checked.
+    if (fmt != "MP3" and y.shape[0] < declared) or (fmt == "WAV" and _wav_data_truncated(data)):
+        raise AudioError("corrupt", f"{name}: truncated, only {y.shape[0]} frames present")
+    if y.shape[0] == 0:
+        raise AudioError("no_samples", name)
+    if not np.isfinite(y).all():
+        raise AudioError("non_finite", name)
+    return y, sr
+
+
 def read_audio(path: str, *, fs: Any = None) -> tuple[np.ndarray, int]:
     """Read a file as float32 samples, shape ``(n_samples, channels)``, and its rate in Hz.
 
@@ -75,27 +152,7 @@ def read_audio(path: str, *, fs: Any = None) -> tuple[np.ndarray, int]:
         With reason ``missing``, ``unreadable``, ``empty_file``, ``not_audio``, ``corrupt``,
         ``no_samples``, ``non_finite``, ``bad_sample_rate`` or ``too_many_channels``.
     """
-    data = _open_bytes(path, fs)
-    if not data:
-        raise AudioError("empty_file", path)
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            sr, channels = int(f.samplerate), int(f.channels)
-            if not MIN_SOURCE_SR <= sr <= MAX_SOURCE_SR:
-                raise AudioError("bad_sample_rate", f"{path}: {sr} Hz")
-            if channels > MAX_CHANNELS:
-                raise AudioError("too_many_channels", f"{path}: {channels} channels")
-            try:
-                y = f.read(dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError("corrupt", f"{path}: {exc}") from exc
-    except sf.LibsndfileError as exc:
-        raise AudioError("not_audio", f"{path}: {exc}") from exc
-    if y.shape[0] == 0:
-        raise AudioError("no_samples", path)
-    if not np.isfinite(y).all():
-        raise AudioError("non_finite", path)
-    return y, sr
+    return decode_audio(file_bytes(path, fs=fs), name=path)
 
 
 def peak_db(y: np.ndarray) -> float:
@@ -104,10 +161,15 @@ def peak_db(y: np.ndarray) -> float:
     return 20.0 * float(np.log10(peak)) if peak > 0 else float("-inf")
 
 
+def probe_bytes(data: bytes, *, name: str) -> AudioInfo:
+    """Decode a file's bytes fully and describe them; raise :class:`AudioError` if unusable."""
+    y, sr = decode_audio(data, name=name)
+    return AudioInfo(sr=sr, channels=y.shape[1], frames=y.shape[0], peak_db=peak_db(y))
+
+
 def probe(path: str, *, fs: Any = None) -> AudioInfo:
     """Decode a file fully and describe it; raise :class:`AudioError` if it is unusable."""
-    y, sr = read_audio(path, fs=fs)
-    return AudioInfo(sr=sr, channels=y.shape[1], frames=y.shape[0], peak_db=peak_db(y))
+    return probe_bytes(file_bytes(path, fs=fs), name=path)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

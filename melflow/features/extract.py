@@ -51,7 +51,9 @@ def n_samples(audio: AudioConfig) -> int:
     return round(audio.sr * audio.duration_s)
 
 
-def feature_layout(*, audio: AudioConfig, features: FeaturesConfig, kind: str = "features") -> StoreLayout:
+def feature_layout(
+    *, audio: AudioConfig, features: FeaturesConfig, kind: str = "features"
+) -> StoreLayout:
     """Arrays and columns of a feature store for this configuration."""
     shapes = feature_shapes(n_samples=n_samples(audio), cfg=features)
     return StoreLayout(
@@ -81,7 +83,11 @@ def manifest_items(manifest: pd.DataFrame) -> list[dict[str, Any]]:
     """One store item per usable clip (sorted by ``clip_id``): key, columns and path."""
     rows = ok_rows(manifest)
     return [
-        {KEY: clip_key(r.clip_id, r.sha256), "path": r.path, **{c: getattr(r, c) for c in FEATURE_COLUMNS}}
+        {
+            KEY: clip_key(r.clip_id, r.sha256),
+            "path": r.path,
+            **{c: getattr(r, c) for c in FEATURE_COLUMNS},
+        }
         for r in rows.itertuples(index=False)
     ]
 
@@ -104,13 +110,33 @@ def extract_batch(
         fs, _ = storage.filesystem(batch.items[0]["path"], source_options)
     y = np.stack(
         [
-            load_clip(item["path"], sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, fs=fs)
+            load_clip(
+                item["path"], sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, fs=fs
+            )
             for item in batch.items
         ]
     )
     arrays = compute_features(y, sr=audio.sr, cfg=features)
-    store.write_batch(batch, dict(arrays), columns=FEATURE_COLUMNS)
+    store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=FEATURE_COLUMNS)
     return len(batch.items)
+
+
+def open_feature_store(cfg: PipelineConfig) -> RowStore:
+    """The clean feature store of ``cfg`` (created empty if absent)."""
+    store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
+    store.ensure(feature_layout(audio=cfg.audio, features=cfg.features))
+    return store
+
+
+def cached_extraction(*, cfg: PipelineConfig, manifest_digest: str) -> ExtractResult | None:
+    """The result of a finished extraction of this manifest, or ``None`` if work remains."""
+    store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
+    info = store.complete_info(manifest_digest) if store.exists() else None
+    if info is None:
+        return None
+    return ExtractResult(
+        store.url, manifest_digest, int(info["rows"]), int(info["batches"]), 0, cached=True
+    )
 
 
 def extract_features(
@@ -134,32 +160,34 @@ def extract_features(
         ``on_progress(done_clips, total_clips)`` after each batch, for a progress bar.
     """
     digest = manifest_digest(manifest)
-    store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
-    store.ensure(feature_layout(audio=cfg.audio, features=cfg.features))
-    info = store.complete_info(digest)
-    if info is not None:
-        return ExtractResult(store.url, digest, int(info["rows"]), int(info["batches"]), 0, cached=True)
+    done = cached_extraction(cfg=cfg, manifest_digest=digest)
+    if done is not None:
+        return done
+    store = open_feature_store(cfg)
 
     items = manifest_items(manifest)
     store.append(items, columns=FEATURE_COLUMNS)
     index = store.index()
     pending = store.pending_batches()
-    chunk = store.chunk_rows
-    total = len(pending) * chunk
-    done = 0
+    total = int(index["batch"].isin(pending).sum())
+    finished = 0
 
     def progress(n: int) -> None:
-        nonlocal done
-        done += n
+        nonlocal finished
+        finished += n
         if on_progress is not None:
-            on_progress(done, total)
+            on_progress(finished, total)
 
     run_batches(
         client,
         extract_batch,
         pending,
-        kwargs={"store": store, "audio": cfg.audio, "features": cfg.features,
-                "source_options": cfg.paths.storage_options},
+        kwargs={
+            "store": store,
+            "audio": cfg.audio,
+            "features": cfg.features,
+            "source_options": cfg.paths.storage_options,
+        },
         on_done=progress,
     )
     wanted = {item[KEY] for item in items}

@@ -105,11 +105,17 @@ def mfcc_from_logmel(S_db: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
 def feature_shapes(*, n_samples: int, cfg: FeaturesConfig) -> dict[FeatureKind, tuple[int, int]]:
     """Per-clip ``(n_bins, n_frames)`` of each configured feature kind."""
     frames = n_frames(n_samples, hop_length=cfg.hop_length)
-    bins: dict[FeatureKind, int] = {"logmel": cfg.n_mels, "mfcc": cfg.n_mfcc, "stft": 1 + cfg.n_fft // 2}
+    bins: dict[FeatureKind, int] = {
+        "logmel": cfg.n_mels,
+        "mfcc": cfg.n_mfcc,
+        "stft": 1 + cfg.n_fft // 2,
+    }
     return {kind: (bins[kind], frames) for kind in cfg.kinds}
 
 
-def compute_features(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> dict[FeatureKind, np.ndarray]:
+def compute_features(
+    y: np.ndarray, *, sr: int, cfg: FeaturesConfig
+) -> dict[FeatureKind, np.ndarray]:
     """Every kind in ``cfg.kinds`` for a batch ``y`` of shape ``(batch, n_samples)``.
 
     Returns
@@ -118,7 +124,9 @@ def compute_features(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> dict[Fea
         ``kind -> float32 array (batch, n_bins, n_frames)``; the STFT is computed once
         and shared by all kinds.
     """
-    S = stft_power(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, power=cfg.power)
+    S = stft_power(
+        y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, power=cfg.power
+    )
     out: dict[FeatureKind, np.ndarray] = {}
     if "logmel" in cfg.kinds or "mfcc" in cfg.kinds:
         basis = mel_basis(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import zarr
 from filelock import FileLock
+from zarr.codecs import ZstdCodec
 
 from melflow import storage
 from melflow.errors import StoreError
@@ -109,8 +110,8 @@ class RowStore:
                         "remove it or use a different data_dir"
                     )
                 return
-            root = zarr.open_group(self.zarr_url, mode="w", **self._zarr_kwargs())  # type: ignore[arg-type]
-            compressors = zarr.codecs.ZstdCodec(level=layout.compression_level)
+            root = zarr.open_group(self.zarr_url, mode="w", **self._zarr_kwargs())
+            compressors = ZstdCodec(level=layout.compression_level)
             for spec in layout.arrays:
                 root.create_array(
                     spec.name,
@@ -126,7 +127,7 @@ class RowStore:
 
     @property
     def chunk_rows(self) -> int:
-        return int(self.group().attrs["chunk_rows"])
+        return int(str(self.group().attrs["chunk_rows"]))
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -136,14 +137,25 @@ class RowStore:
     def index(self) -> pd.DataFrame:
         """Every planned row: ``key``, ``row``, ``batch`` and the layout's columns."""
         frames = [
-            pd.read_parquet(io.BytesIO(storage.read_bytes(self._meta("plans", name), self.storage_options)))
+            pd.read_parquet(
+                io.BytesIO(storage.read_bytes(self._meta("plans", name), self.storage_options))
+            )
             for name in storage.listdir_names(self._meta("plans"), self.storage_options)
             if name.endswith(".parquet")
         ]
         if not frames:
-            return pd.DataFrame({KEY: pd.Series(dtype=str), "row": pd.Series(dtype="int64"),
-                                 "batch": pd.Series(dtype="int64")})
-        return pd.concat(frames, ignore_index=True).sort_values("row", kind="stable").reset_index(drop=True)
+            return pd.DataFrame(
+                {
+                    KEY: pd.Series(dtype=str),
+                    "row": pd.Series(dtype="int64"),
+                    "batch": pd.Series(dtype="int64"),
+                }
+            )
+        return (
+            pd.concat(frames, ignore_index=True)
+            .sort_values("row", kind="stable")
+            .reset_index(drop=True)
+        )
 
     def append(self, items: Sequence[dict[str, Any]], *, columns: Sequence[str]) -> list[Batch]:
         """Plan batches for the items whose ``key`` is not planned yet, and grow the arrays.
@@ -160,7 +172,11 @@ class RowStore:
             chunk = self.chunk_rows
             first_batch = int(index["batch"].max()) + 1 if len(index) else 0
             batches = [
-                Batch(index=first_batch + i, start=(first_batch + i) * chunk, items=list(fresh[o : o + chunk]))
+                Batch(
+                    index=first_batch + i,
+                    start=(first_batch + i) * chunk,
+                    items=list(fresh[o : o + chunk]),
+                )
                 for i, o in enumerate(range(0, len(fresh), chunk))
             ]
             for batch in batches:
@@ -172,7 +188,12 @@ class RowStore:
                 )
             self._grow((first_batch + len(batches)) * chunk)
             rows = [
-                {KEY: item[KEY], "row": batch.start + i, "batch": batch.index, **{c: str(item[c]) for c in columns}}
+                {
+                    KEY: item[KEY],
+                    "row": batch.start + i,
+                    "batch": batch.index,
+                    **{c: str(item[c]) for c in columns},
+                }
                 for batch in batches
                 for i, item in enumerate(batch.items)
             ]
@@ -180,20 +201,24 @@ class RowStore:
             pd.DataFrame(rows).to_parquet(buf, index=False)
             # The plan file is the commit point: batches without one are overwritten next time.
             storage.write_bytes_atomic(
-                self._meta("plans", f"{first_batch:08d}.parquet"), buf.getvalue(), self.storage_options
+                self._meta("plans", f"{first_batch:08d}.parquet"),
+                buf.getvalue(),
+                self.storage_options,
             )
             return batches
 
     def _grow(self, n_rows: int) -> None:
         root = self.group("r+")
         for name in root.array_keys():
-            array = root[name]
+            array = _array(root, name)
             if array.shape[0] < n_rows:
                 array.resize((n_rows, *array.shape[1:]))
 
     def batch(self, index: int) -> Batch:
         """Read one planned batch (what a worker does first)."""
-        payload = json.loads(storage.read_bytes(self._meta("batches", f"{index:08d}.json"), self.storage_options))
+        payload = json.loads(
+            storage.read_bytes(self._meta("batches", f"{index:08d}.json"), self.storage_options)
+        )
         return Batch(index=payload["index"], start=payload["start"], items=payload["items"])
 
     def planned_batches(self) -> list[int]:
@@ -202,15 +227,20 @@ class RowStore:
 
     # -- markers -------------------------------------------------------------------------
     def done_batches(self) -> set[int]:
-        return {int(name) for name in storage.listdir_names(self._meta("done"), self.storage_options)
-                if name.isdigit()}
+        return {
+            int(name)
+            for name in storage.listdir_names(self._meta("done"), self.storage_options)
+            if name.isdigit()
+        }
 
     def pending_batches(self) -> list[int]:
         """Planned batches without a completion marker, in order."""
         done = self.done_batches()
         return [b for b in self.planned_batches() if b not in done]
 
-    def write_batch(self, batch: Batch, arrays: dict[str, np.ndarray], *, columns: Sequence[str]) -> None:
+    def write_batch(
+        self, batch: Batch, arrays: dict[str, np.ndarray], *, columns: Sequence[str]
+    ) -> None:
         """Write a batch's whole chunk (padded with empty rows), then its marker.
 
         ``arrays[name]`` has shape ``(len(batch.items), *row_shape)``.
@@ -220,20 +250,27 @@ class RowStore:
         region = slice(batch.start, batch.start + chunk)
         n = len(batch.items)
         for name, values in arrays.items():
-            target = root[name]
+            target = _array(root, name)
             if values.shape[0] != n:
-                raise StoreError(f"batch {batch.index}: {name} has {values.shape[0]} rows, expected {n}")
+                raise StoreError(
+                    f"batch {batch.index}: {name} has {values.shape[0]} rows, expected {n}"
+                )
             block = np.zeros((chunk, *target.shape[1:]), dtype=target.dtype)
             block[:n] = values
             target[region] = block
         for column in (KEY, *columns):
-            texts = np.array([str(item[column]) for item in batch.items] + [""] * (chunk - n), dtype=object)
-            root[column][region] = texts
-        storage.write_bytes_atomic(self._meta("done", f"{batch.index:08d}"), b"", self.storage_options)
+            texts = np.array(
+                [str(item[column]) for item in batch.items] + [""] * (chunk - n), dtype=object
+            )
+            _array(root, column)[region] = texts
+        storage.write_bytes_atomic(
+            self._meta("done", f"{batch.index:08d}"), b"", self.storage_options
+        )
 
     def mark_complete(self, digest: str, info: dict[str, Any]) -> None:
         storage.write_bytes_atomic(
-            self._meta("complete", f"{digest}.json"), json.dumps(info, sort_keys=True).encode(),
+            self._meta("complete", f"{digest}.json"),
+            json.dumps(info, sort_keys=True).encode(),
             self.storage_options,
         )
 
@@ -254,6 +291,13 @@ class RowStore:
         if missing:
             raise StoreError(f"{len(missing)} keys are not in store {self.url}, e.g. {missing[:3]}")
         return index.loc[wanted].reset_index()
+
+
+def _array(root: zarr.Group, name: str) -> zarr.Array:
+    node = root[name]
+    if not isinstance(node, zarr.Array):
+        raise StoreError(f"{name} in {root.store} is a group, expected an array")
+    return node
 
 
 def _layout_json(layout: StoreLayout) -> dict[str, Any]:

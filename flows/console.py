@@ -1,0 +1,109 @@
+"""What every CLI command shares: config loading with clean errors, quiet Prefect, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from melflow.config import PipelineConfig, load_config
+from melflow.errors import MelflowError
+from tasks.progress import set_sink
+
+console = Console()
+err_console = Console(stderr=True)
+
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", "-p", help="Profile name in pipeline_config/ or a YAML path.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", help="Override a config field, e.g. -s features.n_mels=128 (repeatable)."
+    ),
+]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Use a running Dask scheduler, e.g. tcp://127.0.0.1:8786."),
+]
+
+
+def quiet_runtime(verbose: bool = False) -> None:
+    """Keep the terminal for melflow's own output: Prefect/MLflow logs only at WARNING."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    level = "INFO" if verbose else "WARNING"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", level)
+    for name in ("prefect", "distributed", "mlflow", "alembic", "httpx", "numba"):
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear error line (no traceback) and exit."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def config_from_cli(
+    profile: str, sets: list[str] | None, dask_address: str | None = None
+) -> PipelineConfig:
+    """Load and validate the profile before any work; a bad field exits with its fix."""
+    overrides = list(sets or [])
+    if dask_address:
+        overrides.append(f"dask.address={dask_address}")
+    try:
+        return load_config(profile, overrides=overrides)
+    except MelflowError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def melflow_errors() -> Iterator[None]:
+    """Turn melflow's own errors into one-line messages with exit code 2."""
+    try:
+        yield
+    except MelflowError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_display() -> Iterator[None]:
+    """A rich progress bar per stage, fed by tasks through :mod:`tasks.progress`."""
+    progress = Progress(
+        TextColumn("[bold blue]{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    bars: dict[str, Any] = {}
+
+    def sink(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = progress.add_task(stage, total=total)
+        progress.update(bars[stage], completed=done, total=total)
+
+    with progress:
+        set_sink(sink)
+        try:
+            yield
+        finally:
+            set_sink(None)
+
+
+def run_quietly(fn: Callable[[], Any]) -> Any:
+    """Run a flow with progress bars and clean errors."""
+    with melflow_errors(), progress_display():
+        return fn()

@@ -1,0 +1,127 @@
+"""Extraction with Dask into Zarr: equal to a reference, cached, incremental, resumable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from conftest import manifest_for, small_config
+
+from melflow.audio.io import load_clip
+from melflow.config import PipelineConfig
+from melflow.demo_corpus import generate_demo_corpus
+from melflow.features.extract import clip_key, extract_features, feature_store_url
+from melflow.features.spectral import compute_features
+from melflow.features.store import KEY, RowStore
+from melflow.parallel import dask_client
+
+
+def store_arrays(url: str) -> dict[str, np.ndarray]:
+    root = RowStore(url).group()
+    return {name: root[name][:] for name in root.array_keys()}
+
+
+def test_local_cluster_matches_single_process_reference(
+    small_cfg: PipelineConfig, small_corpus: Path
+) -> None:
+    manifest = manifest_for(small_corpus)
+    with dask_client(small_cfg.dask.model_copy(update={"n_workers": 2})) as client:
+        result = extract_features(manifest=manifest, cfg=small_cfg, client=client)
+    assert (result.rows, result.batches_total, result.batches_computed) == (72, 5, 5)
+    store = RowStore(result.store_url)
+    rows = store.rows_for([clip_key(r.clip_id, r.sha256) for r in manifest.itertuples()])
+    logmel = store.group()["logmel"]
+    audio = small_cfg.audio
+    for r, row in zip(manifest.itertuples(), rows["row"], strict=True):
+        y = load_clip(r.path, sr=audio.sr, duration_s=audio.duration_s)
+        expected = compute_features(y[None], sr=audio.sr, cfg=small_cfg.features)["logmel"][0]
+        np.testing.assert_allclose(logmel[int(row)], expected, atol=1e-4)
+    assert list(store.group()["label"][rows["row"].to_numpy()]) == list(manifest["label"])
+
+
+def test_rerun_is_cached_and_new_clips_extract_alone(
+    small_cfg: PipelineConfig, small_corpus: Path, dask_client_inproc: object
+) -> None:
+    manifest = manifest_for(small_corpus)
+    first = extract_features(manifest=manifest, cfg=small_cfg, client=dask_client_inproc)
+    again = extract_features(manifest=manifest, cfg=small_cfg, client=dask_client_inproc)
+    assert again.cached and again.batches_computed == 0 and again.store_url == first.store_url
+
+    store = RowStore(first.store_url)
+    chunk_dir = Path(first.store_url, "data.zarr", "logmel", "c")
+    old_chunks = {p: p.stat().st_mtime_ns for p in chunk_dir.rglob("*") if p.is_file()}
+    generate_demo_corpus(root=small_corpus, per_class=13, sr=16000)  # +6 clips, ~8 %
+    grown = manifest_for(small_corpus)
+    third = extract_features(manifest=grown, cfg=small_cfg, client=dask_client_inproc)
+    assert (third.rows, third.batches_computed, third.cached) == (78, 1, False)
+    new_keys = set(store.index()[KEY]) - {
+        clip_key(r.clip_id, r.sha256) for r in manifest.itertuples()
+    }
+    assert {k.split("#")[0] for k in new_keys} == {
+        p for p in grown["clip_id"] if p.endswith("_00012.wav")
+    }
+    assert {p: p.stat().st_mtime_ns for p in old_chunks} == old_chunks
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from conftest import manifest_for, small_config
+    from pathlib import Path
+    from melflow.features.extract import extract_features
+    from melflow.parallel import dask_client
+
+    cfg = small_config(Path({tmp!r}))
+    def die_after_first_batches(done, total):
+        if done >= 2 * cfg.features.batch_size:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+    if __name__ == "__main__":
+        with dask_client(cfg.dask) as client:
+            extract_features(manifest=manifest_for(Path(cfg.corpus.root)), cfg=cfg, client=client,
+                             on_progress=die_after_first_batches)
+    """
+)
+
+
+def test_sigkill_mid_extraction_resumes_to_an_identical_store(
+    tmp_path: Path, dask_client_inproc: object
+) -> None:
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    for base in (killed_dir, clean_dir):
+        cfg = small_config(base)
+        generate_demo_corpus(root=cfg.corpus.root, per_class=20, sr=16000)
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER.format(tests=str(Path(__file__).parents[1]), tmp=str(killed_dir)))
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        start_new_session=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+
+    killed_cfg = small_config(killed_dir)
+    killed_store = RowStore(feature_store_url(killed_cfg))
+    planned, pending = len(killed_store.planned_batches()), len(killed_store.pending_batches())
+    assert planned == 8 and 0 < pending < planned
+
+    resumed = extract_features(
+        manifest=manifest_for(Path(killed_cfg.corpus.root)),
+        cfg=killed_cfg,
+        client=dask_client_inproc,
+    )
+    assert resumed.batches_computed == pending
+    clean_cfg = small_config(clean_dir)
+    clean = extract_features(
+        manifest=manifest_for(Path(clean_cfg.corpus.root)), cfg=clean_cfg, client=dask_client_inproc
+    )
+    a, b = store_arrays(resumed.store_url), store_arrays(clean.store_url)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

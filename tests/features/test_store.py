@@ -1,0 +1,69 @@
+"""The Zarr row store: chunk-aligned plans, padded batch writes, markers, layout checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from melflow.errors import StoreError
+from melflow.features.store import KEY, ArraySpec, RowStore, StoreLayout
+
+LAYOUT = StoreLayout(arrays=(ArraySpec("x", (2, 3), "float16"),), columns=("label",), chunk_rows=4)
+
+
+def items(*keys: str) -> list[dict[str, str]]:
+    return [{KEY: k, "label": k.upper()} for k in keys]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RowStore:
+    s = RowStore(str(tmp_path / "store"))
+    s.ensure(LAYOUT)
+    return s
+
+
+def test_batches_are_whole_chunks_and_appends_never_share_one(store: RowStore) -> None:
+    first = store.append(items(*"abcdef"), columns=("label",))
+    assert [(b.index, b.start, len(b.items)) for b in first] == [(0, 0, 4), (1, 4, 2)]
+    assert store.append(items(*"abc"), columns=("label",)) == []
+    second = store.append(items(*"abcdefg"), columns=("label",))
+    assert [(b.index, b.start, [i[KEY] for i in b.items]) for b in second] == [(2, 8, ["g"])]
+    assert store.group()["x"].shape == (12, 2, 3)
+    assert list(store.index()["row"]) == [0, 1, 2, 3, 4, 5, 8]
+
+
+def test_write_batch_pads_the_chunk_and_marks_it_done(store: RowStore) -> None:
+    batches = store.append(items(*"abcdef"), columns=("label",))
+    assert store.pending_batches() == [0, 1]
+    values = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
+    store.write_batch(store.batch(1), {"x": values}, columns=("label",))
+    assert store.pending_batches() == [0]
+    root = store.group()
+    np.testing.assert_array_equal(root["x"][4:6], values.astype(np.float16))
+    assert not root["x"][6:8].any()
+    assert list(root[KEY][4:8]) == ["e", "f", "", ""]
+    assert list(root["label"][4:6]) == ["E", "F"]
+    assert batches[1].items == store.batch(1).items
+
+
+def test_wrong_row_count_and_foreign_layout_are_refused(store: RowStore, tmp_path: Path) -> None:
+    store.append(items(*"ab"), columns=("label",))
+    with pytest.raises(StoreError, match="expected 2"):
+        store.write_batch(store.batch(0), {"x": np.zeros((3, 2, 3))}, columns=("label",))
+    other = StoreLayout(
+        arrays=(ArraySpec("x", (2, 4), "float16"),), columns=("label",), chunk_rows=4
+    )
+    with pytest.raises(StoreError, match="another layout"):
+        RowStore(store.url).ensure(other)
+
+
+def test_complete_markers_and_row_lookup(store: RowStore) -> None:
+    store.append(items(*"abcde"), columns=("label",))
+    assert store.complete_info("m1") is None
+    store.mark_complete("m1", {"rows": 5})
+    assert store.complete_info("m1") == {"rows": 5}
+    assert list(store.rows_for(["e", "a"])["row"]) == [4, 0]
+    with pytest.raises(StoreError, match="not in store"):
+        store.rows_for(["zz"])
