@@ -13,6 +13,7 @@ from functools import lru_cache
 import librosa
 import numpy as np
 import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
 
 from melflow.config import FeatureKind, FeaturesConfig
 from melflow.errors import ParameterError
@@ -44,6 +45,43 @@ def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0, amin: float = AMI
     return log_spec.astype(np.float32, copy=False)
 
 
+@lru_cache(maxsize=32)
+def _window(n_fft: int, win_length: int | None) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` samples (as librosa)."""
+    window = librosa.filters.get_window("hann", win_length or n_fft, fftbins=True)
+    padded = librosa.util.pad_center(window, size=n_fft).astype(np.float32)
+    padded.setflags(write=False)
+    return padded
+
+
+def _power_tf(
+    y: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None, power: float
+) -> np.ndarray:
+    """``|STFT|**power`` in the fast layout ``(..., n_frames, 1 + n_fft // 2)``.
+
+    Frames are strided views of the zero-padded signal and one real FFT runs over all of
+    them; keeping frequency last keeps every later step a contiguous matrix product.
+    """
+    if y.shape[-1] < 1:
+        raise ParameterError("y must contain at least one sample")
+    pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+    padded = np.pad(y.astype(np.float32, copy=False), pad)
+    frames = sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
+    magnitude = np.abs(scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1))
+    return magnitude**power if power != 1.0 else magnitude
+
+
+def _db_tf(S_tf: np.ndarray, *, top_db: float | None) -> np.ndarray:
+    """dB of a ``(..., n_frames, n_bins)`` power array, returned as ``(..., n_bins, n_frames)``."""
+    return power_to_db(np.ascontiguousarray(np.swapaxes(S_tf, -1, -2)), top_db=top_db)
+
+
+def _mel_tf(S_tf: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """Apply a ``(n_mels, n_freq)`` filterbank to ``(..., n_frames, n_freq)`` as one GEMM."""
+    flat = S_tf.reshape(-1, S_tf.shape[-1])
+    return (flat @ basis.T).reshape(*S_tf.shape[:-1], basis.shape[0])
+
+
 def stft_power(
     y: np.ndarray,
     *,
@@ -53,18 +91,8 @@ def stft_power(
     power: float = 2.0,
 ) -> np.ndarray:
     """Magnitude spectrogram ``|STFT|**power``, shape ``(..., 1 + n_fft // 2, n_frames)``."""
-    if y.shape[-1] < 1:
-        raise ParameterError("y must contain at least one sample")
-    spec = librosa.stft(
-        y.astype(np.float32, copy=False),
-        n_fft=n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        center=True,
-        pad_mode="constant",
-    )
-    magnitude = np.abs(spec)
-    return magnitude**power if power != 1.0 else magnitude
+    S_tf = _power_tf(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, power=power)
+    return np.ascontiguousarray(np.swapaxes(S_tf, -1, -2))
 
 
 @lru_cache(maxsize=32)
@@ -89,9 +117,9 @@ def logmel(
     top_db: float | None = 80.0,
 ) -> np.ndarray:
     """Log-mel spectrogram in dB, shape ``(..., n_mels, n_frames)``; ``sr`` in Hz."""
-    S = stft_power(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, power=power)
-    mel = np.matmul(mel_basis(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax), S)
-    return power_to_db(mel, top_db=top_db)
+    S_tf = _power_tf(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, power=power)
+    basis = mel_basis(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    return _db_tf(_mel_tf(S_tf, basis), top_db=top_db)
 
 
 def mfcc_from_logmel(S_db: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
@@ -124,17 +152,17 @@ def compute_features(
         ``kind -> float32 array (batch, n_bins, n_frames)``; the STFT is computed once
         and shared by all kinds.
     """
-    S = stft_power(
+    S_tf = _power_tf(
         y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, power=cfg.power
     )
     out: dict[FeatureKind, np.ndarray] = {}
     if "logmel" in cfg.kinds or "mfcc" in cfg.kinds:
         basis = mel_basis(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
-        S_db = power_to_db(np.matmul(basis, S), top_db=cfg.top_db)
+        S_db = _db_tf(_mel_tf(S_tf, basis), top_db=cfg.top_db)
         if "logmel" in cfg.kinds:
             out["logmel"] = S_db
         if "mfcc" in cfg.kinds:
             out["mfcc"] = mfcc_from_logmel(S_db, n_mfcc=cfg.n_mfcc)
     if "stft" in cfg.kinds:
-        out["stft"] = power_to_db(S ** (2.0 / cfg.power), top_db=cfg.top_db)
+        out["stft"] = _db_tf(S_tf ** (2.0 / cfg.power), top_db=cfg.top_db)
     return out

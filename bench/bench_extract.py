@@ -1,0 +1,129 @@
+"""Extraction throughput: naive librosa loop vs melflow on 1 and 2 Dask workers, in one run.
+
+Also the decode-only floor, cached-rerun and 10 %-incremental times, and peak RSS of the
+whole process tree (client + workers) sampled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import librosa
+import pandas as pd
+import psutil
+import soundfile as sf
+
+from melflow.config import PipelineConfig
+from melflow.features.extract import extract_features
+from melflow.parallel import dask_client
+
+
+@contextmanager
+def peak_rss_mb() -> Iterator[list[float]]:
+    """Yield a one-item list that holds the peak RSS (MB) of this process and its children."""
+    peak = [0.0]
+    stop = threading.Event()
+    me = psutil.Process()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            peak[0] = max(peak[0], total / 2**20)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join()
+
+
+def per_second(n: int, fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def naive_loop(paths: list[str], cfg: PipelineConfig) -> None:
+    f = cfg.features
+    for path in paths:
+        y, sr = librosa.load(path, sr=cfg.audio.sr)
+        S = librosa.feature.melspectrogram(
+            y=y, sr=sr, n_fft=f.n_fft, hop_length=f.hop_length, n_mels=f.n_mels
+        )
+        librosa.power_to_db(S)
+
+
+def decode_floor(paths: list[str]) -> None:
+    for path in paths:
+        sf.read(path, dtype="float32")
+
+
+def timed_extract(manifest: pd.DataFrame, cfg: PipelineConfig, workers: int) -> dict[str, float]:
+    """Cold extraction on a warm cluster of ``workers`` processes; returns clips/s and peak RSS."""
+    shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
+    with dask_client(cfg.dask.model_copy(update={"n_workers": workers})) as client:
+        client.run(lambda: None)  # workers are up and have imported melflow before timing
+        with peak_rss_mb() as peak:
+            rate = per_second(
+                len(manifest), lambda: extract_features(manifest=manifest, cfg=cfg, client=client)
+            )
+    return {"clips_per_s": rate, "peak_rss_mb": peak[0]}
+
+
+def cache_fractions(
+    manifest: pd.DataFrame, grown: pd.DataFrame, cfg: PipelineConfig
+) -> dict[str, float]:
+    """Cold, cached-rerun and +10 % incremental extraction times on 2 workers."""
+    shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
+    with dask_client(cfg.dask.model_copy(update={"n_workers": 2})) as client:
+        client.run(lambda: None)
+        times = []
+        for m in (manifest, manifest, grown):
+            start = time.perf_counter()
+            extract_features(manifest=m, cfg=cfg, client=client)
+            times.append(time.perf_counter() - start)
+    cold, cached, incremental = times
+    return {
+        "cold_s": cold,
+        "cached_rerun_s": cached,
+        "cached_rerun_fraction": cached / cold,
+        "incremental_10pct_fraction": incremental / cold,
+    }
+
+
+def bench_extract(
+    *, manifest: pd.DataFrame, cfg: PipelineConfig, naive_clips: int = 2000
+) -> dict[str, float]:
+    """The ``extract`` section of the results JSON (same corpus, same run)."""
+    sample = list(manifest["path"][:naive_clips])
+    naive = per_second(len(sample), lambda: naive_loop(sample, cfg))
+    floor = per_second(len(sample), lambda: decode_floor(sample))
+    one = timed_extract(manifest, cfg, 1)
+    two = timed_extract(manifest, cfg, 2)
+    return {
+        "naive_clips_per_s": naive,
+        "melflow_1w_clips_per_s": one["clips_per_s"],
+        "melflow_2w_clips_per_s": two["clips_per_s"],
+        "io_floor_clips_per_s": floor,
+        "ratio_vs_naive_2w": two["clips_per_s"] / naive,
+        "scaling_2w_over_1w": two["clips_per_s"] / one["clips_per_s"],
+        "peak_rss_mb": two["peak_rss_mb"],
+    }
+
+
+def bench_memory(*, manifest: pd.DataFrame, cfg: PipelineConfig) -> float:
+    """Peak RSS (MB) of a 2-worker extraction of ``manifest``."""
+    return timed_extract(manifest, cfg, 2)["peak_rss_mb"]
