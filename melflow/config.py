@@ -166,31 +166,35 @@ class RangeOp(_Section):
     @model_validator(mode="after")
     def _check_range(self) -> RangeOp:
         if self.low > self.high:
-            raise ValueError(f"low={self.low} must not exceed high={self.high}")
+            raise ValueError(
+                f"low={self.low} must not exceed high={self.high} (drawn uniformly in [low, high])"
+            )
         return self
 
 
 class TimeStretchOp(RangeOp):
-    """Rate > 1 speeds up (shorter), < 1 slows down."""
+    """Rate > 1 speeds up (shorter), < 1 slows down; the variant is pad/cropped back."""
 
-    low: float = Field(0.8, gt=0.0, le=4.0)
-    high: float = Field(1.25, gt=0.0, le=4.0)
+    low: float = Field(0.8, gt=0.0, le=4.0, description="Smallest stretch rate (> 0).")
+    high: float = Field(1.25, gt=0.0, le=4.0, description="Largest stretch rate (<= 4).")
 
 
 class PitchShiftOp(RangeOp):
     """Shift in semitones."""
 
-    low: float = Field(-2.0, ge=-24.0, le=24.0)
-    high: float = Field(2.0, ge=-24.0, le=24.0)
+    low: float = Field(-2.0, ge=-24.0, le=24.0, description="Semitones, -24 .. 24.")
+    high: float = Field(2.0, ge=-24.0, le=24.0, description="Semitones, -24 .. 24.")
 
 
 class NoiseOp(RangeOp):
     """Additive noise at an SNR in dB drawn from ``[low, high]``."""
 
-    low: float = Field(10.0, ge=-20.0, le=100.0)
-    high: float = Field(30.0, ge=-20.0, le=100.0)
+    low: float = Field(10.0, ge=-20.0, le=100.0, description="Lowest SNR in dB, -20 .. 100.")
+    high: float = Field(30.0, ge=-20.0, le=100.0, description="Highest SNR in dB, -20 .. 100.")
     kind: Literal["white", "pink", "folder"] = "white"
-    folder: str | None = Field(None, description="Background-noise clips when kind='folder'.")
+    folder: str | None = Field(
+        None, description="Background-noise clips (folder or URL, recursive) for kind='folder'."
+    )
 
     @model_validator(mode="after")
     def _check_folder(self) -> NoiseOp:
@@ -202,15 +206,15 @@ class NoiseOp(RangeOp):
 class GainOp(RangeOp):
     """Gain in dB."""
 
-    low: float = Field(-6.0, ge=-60.0, le=20.0)
-    high: float = Field(6.0, ge=-60.0, le=20.0)
+    low: float = Field(-6.0, ge=-60.0, le=20.0, description="dB, -60 .. 20.")
+    high: float = Field(6.0, ge=-60.0, le=20.0, description="dB, -60 .. 20.")
 
 
 class ShiftOp(RangeOp):
     """Time shift as a fraction of the clip length (negative = earlier)."""
 
-    low: float = Field(-0.2, ge=-1.0, le=1.0)
-    high: float = Field(0.2, ge=-1.0, le=1.0)
+    low: float = Field(-0.2, ge=-1.0, le=1.0, description="Fraction of the clip, -1 .. 1.")
+    high: float = Field(0.2, ge=-1.0, le=1.0, description="Fraction of the clip, -1 .. 1.")
     mode: Literal["circular", "zero"] = "circular"
 
 
@@ -218,13 +222,23 @@ class AugmentConfig(_Section):
     """Offline augmentation of the train split into a second feature store."""
 
     enabled: bool = True
-    variants_per_clip: int = Field(2, ge=1, le=100)
-    seed: int = 0
+    variants_per_clip: int = Field(2, ge=1, le=100, description="Augmented rows per train clip.")
+    seed: int = Field(0, description="With the clip and variant index, seeds every variant.")
     time_stretch: TimeStretchOp = TimeStretchOp()
     pitch_shift: PitchShiftOp = PitchShiftOp()
     noise: NoiseOp = NoiseOp()
     gain: GainOp = GainOp(p=0.3)
     shift: ShiftOp = ShiftOp(p=0.3)
+
+    @model_validator(mode="after")
+    def _check_some_op(self) -> AugmentConfig:
+        ops = (self.time_stretch, self.pitch_shift, self.noise, self.gain, self.shift)
+        if self.enabled and not any(op.p > 0 for op in ops):
+            raise ValueError(
+                "every op has p=0: raise one of "
+                "augment.{time_stretch,pitch_shift,noise,gain,shift}.p or set augment.enabled=false"
+            )
+        return self
 
 
 class ModelConfig(_Section):
@@ -243,7 +257,9 @@ class ModelConfig(_Section):
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     hidden: int = Field(128, ge=0, le=8192, description="FC width before the output; 0 = none.")
     pool: tuple[int, int] = Field(
-        (1, 1), description="(bins, frames) of the adaptive average pooling before the head."
+        (4, 1),
+        description="(bins, frames) after the adaptive average pooling before the head; "
+        "keeping a few frequency bands lets shallow nets see where energy lies.",
     )
 
     @model_validator(mode="after")

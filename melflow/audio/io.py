@@ -116,7 +116,7 @@ def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
         ``non_finite``, ``bad_sample_rate`` or ``too_many_channels``.
     """
     if not data:
-        raise AudioError("empty_file", name)
+        raise AudioError("empty_file", f"{name}: 0 bytes")
     try:
         f = sf.SoundFile(io.BytesIO(data))
     except sf.LibsndfileError as exc:
@@ -137,9 +137,10 @@ def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
     if (fmt != "MP3" and y.shape[0] < declared) or (fmt == "WAV" and _wav_data_truncated(data)):
         raise AudioError("corrupt", f"{name}: truncated, only {y.shape[0]} frames present")
     if y.shape[0] == 0:
-        raise AudioError("no_samples", name)
-    if not np.isfinite(y).all():
-        raise AudioError("non_finite", name)
+        raise AudioError("no_samples", f"{name}: decodes to 0 samples")
+    finite = np.isfinite(y)
+    if not finite.all():
+        raise AudioError("non_finite", f"{name}: {int(finite.size - finite.sum())} NaN/inf samples")
     return y, sr
 
 

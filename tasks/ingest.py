@@ -1,0 +1,27 @@
+"""Ingest as a Prefect task: never cached (it must look at the corpus each time).
+
+The domain function is itself incremental: unchanged files are not read again, so a rerun
+over an unchanged corpus costs about one directory listing.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from melflow.config import PipelineConfig
+from melflow.ingest import IngestResult, ingest_corpus
+from tasks.caching import transient_only
+from tasks.progress import reporter
+
+
+@task(
+    name="ingest",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=transient_only,
+)
+def ingest_task(cfg: PipelineConfig) -> IngestResult:
+    """Scan the corpus into a manifest and quarantine report; returns their paths and counts."""
+    return ingest_corpus(cfg=cfg, on_progress=reporter("ingest"))
