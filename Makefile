@@ -7,8 +7,8 @@ STAMP := $(VENV)/.install-stamp
 PROFILE ?= default
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_TO_API_ENABLED := false
-export DO_NOT_TRACK := 1
-export MLFLOW_ENABLE_TELEMETRY := false
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-fast lint bench bench-quick clean

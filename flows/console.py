@@ -38,8 +38,8 @@ DaskOpt = Annotated[
 def quiet_runtime(verbose: bool = False) -> None:
     """Keep the terminal for melflow's own output: Prefect/MLflow logs only at WARNING."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     level = "INFO" if verbose else "WARNING"
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", level)

@@ -318,16 +318,20 @@ class TrainConfig(_Section):
 
 
 class RegistryConfig(_Section):
-    """MLflow tracking and the promotion gate."""
+    """MLflow tracking and the promotion gate (see :mod:`melflow.promotion`)."""
 
     tracking_uri: str | None = Field(
         None, description="Default: sqlite:///<data_dir>/mlflow.db; MLFLOW_TRACKING_URI wins."
     )
-    experiment: str = "melflow"
-    model_name: str = "melflow-classifier"
-    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = "macro_f1"
-    margin: float = Field(0.0, ge=0.0, le=1.0)
-    mcnemar: bool = False
+    experiment: str = Field("melflow", min_length=1)
+    model_name: str = Field("melflow-classifier", pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    metric: Literal["macro_f1", "accuracy", "weighted_f1"] = Field(
+        "macro_f1", description="Test metric a challenger must improve to become champion."
+    )
+    margin: float = Field(
+        0.0, ge=0.0, le=1.0, description="Required gain: challenger > champion + margin."
+    )
+    mcnemar: bool = Field(False, description="Also require an exact McNemar test p < alpha.")
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 

@@ -32,7 +32,9 @@ def dask_client(cfg: DaskConfig) -> Iterator[Client]:
             threads_per_worker=cfg.threads_per_worker,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # A free loopback port: concurrent clusters never fight over 8787.
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
             memory_limit=cfg.memory_limit,
         ) as cluster,
         Client(cluster) as client,

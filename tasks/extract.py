@@ -11,18 +11,18 @@ from melflow.features.extract import (
     ExtractResult,
     cached_extraction,
     extract_features,
-    feature_store_digest,
+    feature_store_url,
 )
 from melflow.manifest import read_manifest
-from melflow.parallel import dask_client
 from tasks.caching import keyed_by, transient_only
+from tasks.cluster import cluster_client
 from tasks.progress import reporter
 
 
 def extract_key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> str | None:
     if cached_extraction(cfg=cfg, manifest_digest=manifest_digest) is None:
         return None
-    return digest_of(EXTRACT_CODE_VERSION, feature_store_digest(cfg), manifest_digest)
+    return digest_of(EXTRACT_CODE_VERSION, feature_store_url(cfg), manifest_digest)
 
 
 @task(
@@ -39,7 +39,7 @@ def extract_task(cfg: PipelineConfig, manifest_path: str, manifest_digest: str) 
     if done is not None:
         return done
     manifest = read_manifest(manifest_path, storage_options=cfg.paths.storage_options)
-    with dask_client(cfg.dask) as client:
+    with cluster_client(cfg.dask) as client:
         return extract_features(
             manifest=manifest, cfg=cfg, client=client, on_progress=reporter("extract")
         )

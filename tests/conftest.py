@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from melflow.config import PipelineConfig, load_config
 from melflow.demo_corpus import generate_demo_corpus
@@ -104,3 +104,12 @@ def manifest_for(root: Path, *, split: str = "train") -> pd.DataFrame:
         for path in sorted(root.rglob("*.wav"))
     ]
     return normalize(pd.DataFrame(rows))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A throwaway Prefect API + database for the whole session (no user state touched)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

@@ -8,7 +8,7 @@ selected. Completion for a given manifest is recorded under the manifest's diges
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +52,21 @@ def n_samples(audio: AudioConfig) -> int:
 
 
 def feature_layout(
-    *, audio: AudioConfig, features: FeaturesConfig, kind: str = "features"
+    *,
+    audio: AudioConfig,
+    features: FeaturesConfig,
+    kind: str = "features",
+    columns: tuple[str, ...] = FEATURE_COLUMNS,
 ) -> StoreLayout:
-    """Arrays and columns of a feature store for this configuration."""
+    """Arrays and columns of a feature store for this configuration.
+
+    ``columns`` are the per-row string columns; derived stores (the augmented store)
+    pass the clean columns plus their own.
+    """
     shapes = feature_shapes(n_samples=n_samples(audio), cfg=features)
     return StoreLayout(
         arrays=tuple(ArraySpec(k, shape, features.dtype) for k, shape in shapes.items()),
-        columns=FEATURE_COLUMNS,
+        columns=columns,
         chunk_rows=features.batch_size,
         compression_level=features.compression_level,
         attrs={
@@ -139,6 +147,46 @@ def cached_extraction(*, cfg: PipelineConfig, manifest_digest: str) -> ExtractRe
     )
 
 
+def fill_store(
+    store: RowStore,
+    *,
+    items: list[dict[str, Any]],
+    columns: Sequence[str],
+    client: Client,
+    fn: Callable[..., int],
+    kwargs: dict[str, Any],
+    digest: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Plan ``items`` into ``store``, run every pending batch on ``client``, mark ``digest`` done.
+
+    ``fn(index, store=store, **kwargs)`` computes and writes one batch on a worker and
+    returns its row count; ``on_progress(done_rows, total_rows)`` follows each batch.
+
+    Returns
+    -------
+    (int, int)
+        Batches holding ``items``, and batches computed by this call.
+    """
+    store.append(items, columns=columns)
+    index = store.index()
+    pending = store.pending_batches()
+    total = int(index["batch"].isin(pending).sum())
+    finished = 0
+
+    def progress(n: int) -> None:
+        nonlocal finished
+        finished += n
+        if on_progress is not None:
+            on_progress(finished, total)
+
+    run_batches(client, fn, pending, kwargs={"store": store, **kwargs}, on_done=progress)
+    wanted = {item[KEY] for item in items}
+    batches = int(index.loc[index[KEY].isin(wanted), "batch"].nunique())
+    store.mark_complete(digest, {"rows": len(items), "batches": batches})
+    return batches, len(pending)
+
+
 def extract_features(
     *,
     manifest: pd.DataFrame,
@@ -164,33 +212,19 @@ def extract_features(
     if done is not None:
         return done
     store = open_feature_store(cfg)
-
     items = manifest_items(manifest)
-    store.append(items, columns=FEATURE_COLUMNS)
-    index = store.index()
-    pending = store.pending_batches()
-    total = int(index["batch"].isin(pending).sum())
-    finished = 0
-
-    def progress(n: int) -> None:
-        nonlocal finished
-        finished += n
-        if on_progress is not None:
-            on_progress(finished, total)
-
-    run_batches(
-        client,
-        extract_batch,
-        pending,
+    batches, computed = fill_store(
+        store,
+        items=items,
+        columns=FEATURE_COLUMNS,
+        client=client,
+        fn=extract_batch,
         kwargs={
-            "store": store,
             "audio": cfg.audio,
             "features": cfg.features,
             "source_options": cfg.paths.storage_options,
         },
-        on_done=progress,
+        digest=digest,
+        on_progress=on_progress,
     )
-    wanted = {item[KEY] for item in items}
-    batches = int(index.loc[index[KEY].isin(wanted), "batch"].nunique())
-    store.mark_complete(digest, {"rows": len(items), "batches": batches})
-    return ExtractResult(store.url, digest, len(items), batches, len(pending), cached=False)
+    return ExtractResult(store.url, digest, len(items), batches, computed, cached=False)

@@ -1,0 +1,182 @@
+"""``make bench``: every benchmark against its baseline in one run.
+
+Writes ``bench/results/<UTC timestamp>.json`` (keys as in DESIGN.md section 6) and
+``bench/results/latest.md``, and replaces the table between the README's bench markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.bench_extract import bench_extract, bench_memory, cache_fractions
+from melflow.config import PipelineConfig, load_config
+from melflow.demo_corpus import generate_demo_corpus
+from melflow.ingest import ingest_corpus, load_manifest
+from melflow.manifest import ok_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+WORK = ROOT / "data" / "bench"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def corpus_config(name: str, per_class: int) -> PipelineConfig:
+    """The default (22,050 Hz, ~1 s clips) profile on a bench corpus of ``6 * per_class`` clips."""
+    return load_config(
+        "default",
+        overrides=[
+            f"name=bench-{name}",
+            f"paths.data_dir={WORK / name / 'data'}",
+            f"corpus.root={WORK / f'corpus-{per_class}'}",
+            f"corpus.demo.per_class={per_class}",
+        ],
+    )
+
+
+def manifest_of(cfg: PipelineConfig) -> Any:
+    demo = cfg.corpus.demo
+    assert demo is not None
+    generate_demo_corpus(root=cfg.corpus.root, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
+    return ok_rows(load_manifest(ingest_corpus(cfg=cfg)))
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__.split("+")[0],
+        "git_commit": commit,
+    }
+
+
+def section(name: str, fn: Callable[[], Any], results: dict[str, Any]) -> None:
+    """Run one benchmark section; a failing optional section is reported, not fatal."""
+    print(f"[bench] {name} ...", flush=True)
+    start = time.perf_counter()
+    try:
+        results[name] = fn()
+    except ImportError as exc:
+        print(f"[bench] {name} skipped: {exc}", flush=True)
+        return
+    print(f"[bench] {name} done in {time.perf_counter() - start:.0f}s: {results[name]}", flush=True)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    per_class = 50 if quick else 1700  # 6 classes: 300 or 10,200 clips
+    cfg = corpus_config("extract", per_class)
+    manifest = manifest_of(cfg)
+    durations = load_manifest(ingest_corpus(cfg=cfg))["duration_s"]
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "corpus": {
+            "clips": len(manifest),
+            "sr": cfg.audio.sr,
+            "mean_duration_s": round(float(durations.mean()), 3),
+        },
+    }
+    naive = 300 if quick else 2000
+    section("extract", lambda: bench_extract(manifest=manifest, cfg=cfg, naive_clips=naive), results)
+    grown_cfg = corpus_config("cache", int(per_class * 1.1))
+    grown = manifest_of(grown_cfg)
+    section(
+        "cache",
+        lambda: cache_fractions(manifest, grown, corpus_config("cache", per_class)),
+        results,
+    )
+    optional_sections(results, manifest=manifest, cfg=cfg, quick=quick)
+    if not quick:
+        big = corpus_config("memory", 8400)  # 50,400 clips
+        section(
+            "memory",
+            lambda: {
+                "peak_rss_mb_10k": results["extract"]["peak_rss_mb"],
+                "peak_rss_mb_50k": bench_memory(manifest=manifest_of(big), cfg=big),
+            },
+            results,
+        )
+    return results
+
+
+def optional_sections(results: dict[str, Any], *, manifest: Any, cfg: PipelineConfig, quick: bool) -> None:
+    """Augmentation, training and FSDD benchmarks, each from its own module."""
+    from bench.bench_augment import bench_augment
+    from bench.bench_train import bench_train
+    from melflow.features.extract import feature_store_url
+
+    n_aug = 120 if quick else 1200
+    section(
+        "augment",
+        lambda: bench_augment(corpus_dir=cfg.corpus.root, n_clips=n_aug, workers=2),
+        results,
+    )
+    section("train", lambda: bench_train(store_url=feature_store_url(cfg)), results)
+    if not quick:
+        from bench.bench_fsdd import bench_fsdd
+
+        section("fsdd", bench_fsdd, results)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README table: one row per figure, with the baseline it is compared to."""
+    rows = [("section", "figure", "value")]
+    for name, values in results.items():
+        if not isinstance(values, dict) or name == "machine":
+            continue
+        for key, value in values.items():
+            shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+            rows.append((name, key, shown))
+    m = results["machine"]
+    head = (
+        f"Measured by `make bench` on {m['cpus']} CPUs, Python {m['python']}, torch {m['torch']}, "
+        f"commit {m['git_commit']}, {datetime.now(UTC):%Y-%m-%d}.\n\n"
+    )
+    lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.insert(1, "|---|---|---:|")
+    return head + "\n".join(lines) + "\n"
+
+
+def update_readme(table: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if README_START not in text:
+        return
+    before, rest = text.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small corpus, a few minutes")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (RESULTS / ("latest-quick.md" if args.quick else "latest.md")).write_text(table)
+    if not args.quick:
+        update_readme(table)
+    print(table)
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The ``melflow`` command line: every stage, the whole pipeline, status and the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli_models import models_app, predict
+from flows.console import (
+    DaskOpt,
+    ProfileOpt,
+    SetOpt,
+    config_from_cli,
+    console,
+    fail,
+    melflow_errors,
+    quiet_runtime,
+    run_quietly,
+)
+from melflow.config import list_profiles
+
+app = typer.Typer(
+    name="melflow",
+    help="From a labelled audio corpus to a registered, evaluated sound classifier.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")
+    ] = False,
+) -> None:
+    quiet_runtime(verbose)
+
+
+def _print_summary(summary: object) -> None:
+    from flows.pipeline import PipelineSummary
+
+    assert isinstance(summary, PipelineSummary)
+    table = Table(title="melflow run summary", show_lines=False)
+    for column in ("stage", "status", "time", "numbers", "output"):
+        table.add_column(column, overflow="fold")
+    for row in summary.stages:
+        numbers = ", ".join(f"{k} {v}" for k, v in row.numbers.items())
+        status = "[green]cached[/]" if row.cached else "[yellow]computed[/]"
+        table.add_row(row.stage, status, f"{row.seconds:.1f}s", numbers, row.output)
+    console.print(table)
+
+
+def _print_next_steps(cfg: object) -> None:
+    from melflow.config import PipelineConfig
+    from melflow.registry import tracking_uri
+
+    assert isinstance(cfg, PipelineConfig)
+    uri = tracking_uri(cfg)
+    console.print(
+        f"\nMLflow UI:      [bold]mlflow ui --backend-store-uri {uri} --host 127.0.0.1[/]\n"
+        f"Registry:       [bold]melflow models list -p {cfg.name}[/]  |  "
+        f"[bold]melflow models show champion -p {cfg.name}[/]\n"
+        f"Status:         [bold]melflow status -p {cfg.name}[/]"
+    )
+
+
+def _run_until(stage: str, profile: str, sets: list[str] | None, dask_address: str | None) -> None:
+    cfg = config_from_cli(profile, sets, dask_address)
+    from flows.pipeline import pipeline_flow
+
+    summary = run_quietly(lambda: pipeline_flow(cfg, until=stage))
+    _print_summary(summary)
+
+
+@app.command("demo-corpus")
+def demo_corpus(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write <class>/<class>_<i>.wav into.")
+    ],
+    per_class: Annotated[int, typer.Option(min=1, help="Clips per class.")] = 60,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    sr: Annotated[int, typer.Option(min=4000, help="Sample rate in Hz.")] = 22050,
+) -> None:
+    """Write the seeded synthetic demo corpus (6 sound classes, variable durations)."""
+    from melflow.demo_corpus import CLASSES, generate_demo_corpus
+
+    with melflow_errors():
+        paths = generate_demo_corpus(root=out, per_class=per_class, seed=seed, sr=sr)
+    console.print(f"{len(paths)} clips of {len(CLASSES)} classes in [bold]{out}[/]")
+
+
+@app.command()
+def ingest(profile: ProfileOpt = "default", sets: SetOpt = None) -> None:
+    """Scan the corpus into a manifest; quarantine bad files with a reason."""
+    _run_until("ingest", profile, sets, None)
+
+
+@app.command()
+def extract(
+    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+) -> None:
+    """Ingest, then extract features with Dask into the Zarr store (incremental, resumable)."""
+    _run_until("extract", profile, sets, dask_address)
+
+
+@app.command()
+def augment(
+    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+) -> None:
+    """Ingest and extract, then augment the train split offline into its own Zarr store."""
+    _run_until("augment", profile, sets, dask_address)
+
+
+@app.command()
+def train(
+    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+) -> None:
+    """Run the stages up to training (resumes from the last checkpoint if interrupted)."""
+    _run_until("train", profile, sets, dask_address)
+
+
+@app.command()
+def evaluate(
+    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+) -> None:
+    """Run the stages up to evaluation on the test split (metrics, confusion matrix, figures)."""
+    _run_until("evaluate", profile, sets, dask_address)
+
+
+@app.command()
+def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None) -> None:
+    """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
+    cfg = config_from_cli(profile, sets, dask_address)
+    from flows.pipeline import pipeline_flow
+
+    summary = run_quietly(lambda: pipeline_flow(cfg))
+    _print_summary(summary)
+    _print_next_steps(cfg)
+
+
+@app.command()
+def retrain(
+    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+) -> None:
+    """Retrain if the corpus changed: new clips only, then train, evaluate, promote if better."""
+    cfg = config_from_cli(profile, sets, dask_address)
+    from flows.retrain import retrain_flow
+
+    result = run_quietly(lambda: retrain_flow(cfg))
+    if result.pipeline is None:
+        console.print(f"Corpus unchanged since the last run ({result.changes}): nothing to do.")
+        return
+    console.print(f"Corpus changed: {result.changes}.")
+    _print_summary(result.pipeline)
+
+
+@app.command()
+def status(profile: ProfileOpt = "default", sets: SetOpt = None) -> None:
+    """Which stages are complete, partial (k of n batches), stale or missing; the champion."""
+    cfg = config_from_cli(profile, sets)
+    from flows.status import pipeline_status
+
+    with melflow_errors():
+        rows = pipeline_status(cfg)
+    colours = {"complete": "green", "partial": "yellow", "stale": "magenta", "missing": "red"}
+    table = Table(title=f"melflow status: profile {cfg.name}")
+    for column in ("stage", "state", "detail", "size", "output"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        colour = colours.get(row.state, "white")
+        size = "" if row.size_mb is None else f"{row.size_mb:.1f} MB"
+        table.add_row(row.stage, f"[{colour}]{row.state}[/]", row.detail, size, row.output)
+    console.print(table)
+
+
+@app.command()
+def schedule(
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    cron: Annotated[str | None, typer.Option(help='Cron schedule, e.g. "0 3 * * *".')] = None,
+    interval: Annotated[int | None, typer.Option(min=10, help="Interval in seconds.")] = None,
+    flow_name: Annotated[str, typer.Option("--flow", help="pipeline or retrain.")] = "retrain",
+    list_: Annotated[bool, typer.Option("--list", help="List deployments and exit.")] = False,
+    remove: Annotated[str | None, typer.Option(help="Delete a deployment (flow/name).")] = None,
+) -> None:
+    """Serve the pipeline or retrain flow on a schedule against the Prefect API (blocks)."""
+    from flows.deployments import ScheduleSpec, list_schedules, remove_schedule, serve_schedules
+
+    if list_:
+        table = Table(title="melflow deployments")
+        for column in ("deployment", "schedules", "parameters", "paused"):
+            table.add_column(column, overflow="fold")
+        for d in list_schedules():
+            table.add_row(
+                d["name"], ", ".join(d["schedules"]), str(d["parameters"]), str(d["paused"])
+            )
+        console.print(table)
+        return
+    if remove:
+        if not remove_schedule(remove):
+            fail(f"no deployment named {remove!r}; see `melflow schedule --list`")
+        console.print(f"removed {remove}")
+        return
+    if flow_name not in ("pipeline", "retrain"):
+        fail(f"--flow must be pipeline or retrain, got {flow_name!r}")
+    if (cron is None) == (interval is None):
+        fail("give exactly one of --cron or --interval (or --list / --remove)")
+    config_from_cli(profile, sets)  # validate now, not at 3 a.m.
+    spec = ScheduleSpec(flow_name, profile, tuple(sets or ()), cron, interval)  # type: ignore[arg-type]
+    console.print(
+        f"serving [bold]{spec.flow}[/] as deployment {spec.name!r} "
+        f"({cron or f'every {interval}s'}); Ctrl+C stops"
+    )
+    serve_schedules([spec])
+
+
+@app.command()
+def profiles() -> None:
+    """List the available config profiles."""
+    for name in list_profiles():
+        console.print(name)
+
+
+app.add_typer(models_app, name="models")
+app.command("predict")(predict)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""``melflow status``: for a profile, each stage complete / partial / stale / missing.
+
+Read-only: it looks at the same markers the stages write and never starts work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from melflow import storage
+from melflow.augment.offline import augmented_store_url
+from melflow.config import PipelineConfig
+from melflow.errors import MelflowError
+from melflow.features.extract import feature_store_url
+from melflow.features.store import RowStore
+from melflow.ingest import IngestResult, latest_manifest
+from melflow.registry import show
+from tasks.evaluate import finished_evaluation
+from tasks.train import finished_training, run_dir, train_digest
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """One row of ``melflow status``."""
+
+    stage: str
+    state: str  # complete | partial | stale | missing | disabled
+    detail: str
+    output: str
+    size_mb: float | None = None
+
+
+def _size_mb(path: str) -> float | None:
+    if storage.is_url(path) or not Path(path).exists():
+        return None
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+
+
+def store_status(stage: str, url: str, cfg: PipelineConfig, manifest_digest: str) -> StageStatus:
+    """State of a row store for the current manifest: complete, partial k/n, stale or missing."""
+    store = RowStore(url, storage_options=cfg.paths.storage_options)
+    if not store.exists():
+        return StageStatus(stage, "missing", "not extracted yet", url)
+    size = _size_mb(url)
+    info = store.complete_info(manifest_digest)
+    if info is not None:
+        return StageStatus(stage, "complete", f"{info['rows']} rows", url, size)
+    planned, pending = store.planned_batches(), store.pending_batches()
+    if pending:
+        done = len(planned) - len(pending)
+        return StageStatus(stage, "partial", f"{done} of {len(planned)} batches", url, size)
+    return StageStatus(stage, "stale", "the manifest changed since the last run", url, size)
+
+
+def _ingest_status(ingested: IngestResult | None) -> StageStatus:
+    if ingested is None:
+        return StageStatus("ingest", "missing", "no manifest yet", "")
+    detail = f"{ingested.n_ok} ok, {ingested.n_quarantined} quarantined"
+    return StageStatus("ingest", "complete", detail, ingested.manifest_path)
+
+
+def _training_status(
+    cfg: PipelineConfig, manifest_digest: str, augmented: str | None
+) -> list[StageStatus]:
+    run = run_dir(cfg, train_digest(cfg, manifest_digest, augmented))
+    trained = finished_training(run)
+    if trained is None:
+        state = "partial" if Path(run, "checkpoints").exists() else "missing"
+        return [
+            StageStatus(
+                "train", state, "checkpoints saved, will resume" if state == "partial" else "", run
+            ),
+            StageStatus("evaluate", "missing", "", ""),
+        ]
+    best = trained.history[trained.best_epoch - 1] if trained.history else {}
+    rows = [
+        StageStatus(
+            "train",
+            "complete",
+            f"{trained.epochs_run} epochs, best val macro-F1 {best.get('val_macro_f1') or 0:.3f}",
+            trained.bundle_dir,
+        )
+    ]
+    evaluated = finished_evaluation(trained.bundle_dir, "test")
+    if evaluated is None:
+        rows.append(StageStatus("evaluate", "missing", "", ""))
+    else:
+        report = evaluated.report
+        detail = f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
+        rows.append(StageStatus("evaluate", "complete", detail, evaluated.report_path))
+    return rows
+
+
+def _registry_status(cfg: PipelineConfig) -> StageStatus:
+    try:
+        champion = show(cfg=cfg, ref="champion")
+    except MelflowError as exc:
+        return StageStatus("champion", "missing", str(exc), "")
+    metrics = champion.get("metrics", {})
+    metric = cfg.registry.metric
+    value = metrics.get(f"test_{metric}", metrics.get(metric))
+    detail = f"version {champion['version']}" + (
+        f", {metric} {value:.3f}" if value is not None else ""
+    )
+    return StageStatus(
+        "champion", "complete", detail, f"models:/{cfg.registry.model_name}@champion"
+    )
+
+
+def pipeline_status(cfg: PipelineConfig) -> list[StageStatus]:
+    """Every stage's state for ``cfg`` against its latest manifest."""
+    ingested = latest_manifest(cfg=cfg)
+    rows = [_ingest_status(ingested)]
+    if ingested is None:
+        return rows
+    digest = ingested.manifest_digest
+    rows.append(store_status("extract", feature_store_url(cfg), cfg, digest))
+    augmented: str | None = None
+    if cfg.augment.enabled and cfg.train.use_augmented:
+        augmented = augmented_store_url(cfg)
+        rows.append(store_status("augment", augmented, cfg, digest))
+    else:
+        rows.append(StageStatus("augment", "disabled", "augment.enabled is false", ""))
+    rows.extend(_training_status(cfg, digest, augmented))
+    rows.append(_registry_status(cfg))
+    return rows

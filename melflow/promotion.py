@@ -1,0 +1,105 @@
+"""The promotion gate: when a challenger may replace the champion. Pure; no MLflow here.
+
+A worse model never becomes champion: the challenger must be scored on the *same*
+evaluation set (same digest), improve ``registry.metric`` by more than
+``registry.margin`` and, with ``registry.mcnemar``, win a paired exact McNemar test at
+``registry.alpha``. Only the absence of a champion waives these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from melflow.config import RegistryConfig
+from melflow.evaluation.significance import mcnemar_exact, paired_correctness
+
+PREDICTED_COLUMN = "pred"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A registered version as the gate sees it.
+
+    ``metrics`` are test metrics by plain name (``macro_f1``); ``predictions`` loads the
+    per-clip table (``clip_id``, ``label``, ``pred``) and is called only for McNemar.
+    """
+
+    version: str
+    metrics: dict[str, float]
+    eval_digest: str | None
+    predictions: Callable[[], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What the gate decided and why; ``champion_version`` is the champion before."""
+
+    promoted: bool
+    challenger_version: str
+    champion_version: str | None
+    metric: str
+    challenger_value: float
+    champion_value: float | None
+    margin: float
+    mcnemar_p: float | None
+    reason: str
+
+
+def decide(
+    *, challenger: Candidate, champion: Candidate | None, rules: RegistryConfig
+) -> PromotionDecision:
+    """Apply the gate of ``rules`` to ``challenger`` against the current ``champion``."""
+    value = challenger.metrics[rules.metric]
+
+    def decision(promoted: bool, reason: str, *, p: float | None = None) -> PromotionDecision:
+        return PromotionDecision(
+            promoted=promoted,
+            challenger_version=challenger.version,
+            champion_version=champion.version if champion else None,
+            metric=rules.metric,
+            challenger_value=value,
+            champion_value=champion.metrics[rules.metric] if champion else None,
+            margin=rules.margin,
+            mcnemar_p=p,
+            reason=reason,
+        )
+
+    if champion is None:
+        return decision(True, "no champion yet")
+    if champion.version == challenger.version:
+        return decision(False, f"v{challenger.version} is already the champion")
+    if challenger.eval_digest is None or challenger.eval_digest != champion.eval_digest:
+        return decision(
+            False,
+            f"evaluated on a different set than champion v{champion.version} "
+            f"(eval digest {challenger.eval_digest} vs {champion.eval_digest}); "
+            "evaluate both on one set or promote manually",
+        )
+    gain = value - champion.metrics[rules.metric]
+    if gain <= rules.margin:
+        return decision(
+            False,
+            f"{rules.metric} {value:.4f} does not beat champion v{champion.version}'s "
+            f"{champion.metrics[rules.metric]:.4f} by more than {rules.margin:g}",
+        )
+    if not rules.mcnemar:
+        return decision(True, f"{rules.metric} +{gain:.4f} over v{champion.version}")
+    test = mcnemar_exact(
+        *paired_correctness(challenger.predictions(), champion.predictions(), pred=PREDICTED_COLUMN)
+    )
+    if test.p_value >= rules.alpha or test.only_a <= test.only_b:
+        return decision(
+            False,
+            f"{rules.metric} +{gain:.4f} is not significant: McNemar "
+            f"p={test.p_value:.4g} (alpha {rules.alpha:g}; {test.only_a} clips only "
+            f"v{challenger.version} got right, {test.only_b} only v{champion.version})",
+            p=test.p_value,
+        )
+    return decision(
+        True,
+        f"{rules.metric} +{gain:.4f} over v{champion.version}, McNemar p={test.p_value:.4g}",
+        p=test.p_value,
+    )

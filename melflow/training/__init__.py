@@ -1,0 +1,1 @@
+"""Training from Zarr feature stores: chunk-aware batches and a resumable training loop."""

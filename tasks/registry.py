@@ -1,0 +1,88 @@
+"""Registry and batch-prediction steps as Prefect tasks.
+
+None of them is cached by Prefect: their outcome depends on the registry's current
+state (which champion exists, which versions are there), which no input digest captures.
+Registration is idempotent in the domain instead: an identical bundle evaluated on the
+same set returns its existing version.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from melflow import storage
+from melflow.config import PipelineConfig
+from melflow.predict import find_audio_files, predict_files, summarize
+from melflow.registry import (
+    PromotionDecision,
+    RegisteredModel,
+    load_champion,
+    log_and_register,
+    promote_if_better,
+    show,
+)
+from tasks.progress import reporter
+
+
+def read_table(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A CSV or Parquet table (by extension) from a local path or URL."""
+    data = io.BytesIO(storage.read_bytes(path, storage_options))
+    return pd.read_parquet(data) if path.endswith(".parquet") else pd.read_csv(data)
+
+
+@task(name="register-model", cache_policy=NO_CACHE)
+def register_task(
+    cfg: PipelineConfig,
+    bundle_dir: str,
+    history: list[dict[str, Any]],
+    report: dict[str, Any],
+    artifacts: list[str],
+    tags: dict[str, str],
+    predictions_path: str,
+) -> RegisteredModel:
+    """Log the evaluated bundle to MLflow and register it as ``challenger``."""
+    predictions = read_table(predictions_path, storage_options=cfg.paths.storage_options)
+    return log_and_register(
+        cfg=cfg,
+        bundle_dir=bundle_dir,
+        history=history,
+        report=report,
+        artifacts=artifacts,
+        tags=tags,
+        predictions=predictions,
+    )
+
+
+@task(name="promote-if-better", cache_policy=NO_CACHE)
+def promote_task(cfg: PipelineConfig, version: str) -> PromotionDecision:
+    """Run the promotion gate for ``version`` against the current champion."""
+    return promote_if_better(cfg=cfg, version=version)
+
+
+@task(name="predict-files", cache_policy=NO_CACHE)
+def predict_task(
+    cfg: PipelineConfig, inputs: list[str], model_ref: str, out: str, batch_size: int
+) -> dict[str, Any]:
+    """Classify the audio files in ``inputs`` with a registered model, write ``out`` (CSV).
+
+    Returns the :func:`~melflow.predict.summarize` counts plus ``out``, ``version`` and
+    ``predict_s`` (seconds spent decoding and classifying, model loading excluded).
+    """
+    files = find_audio_files(inputs, extensions=cfg.corpus.extensions)
+    version = show(cfg=cfg, ref=model_ref)["version"]  # pin the alias once for the whole run
+    model = load_champion(cfg=cfg, ref=version)
+    start = time.perf_counter()
+    predictions = predict_files(
+        model.predict, files, batch_size=batch_size, on_progress=reporter("predict")
+    )
+    storage.write_bytes_atomic(
+        out, predictions.to_csv(index=False).encode(), cfg.paths.storage_options
+    )
+    predict_s = time.perf_counter() - start
+    return {**summarize(predictions), "out": out, "version": version, "predict_s": predict_s}

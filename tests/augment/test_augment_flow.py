@@ -1,0 +1,40 @@
+"""The augment task and flow on a real (temporary) Prefect API: computed, cached, skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import manifest_for, small_config
+
+from flows.augment import augment_flow
+from melflow.augment.offline import AugmentResult, augmented_store_url
+from melflow.config import PipelineConfig
+from melflow.features.store import RowStore
+from melflow.manifest import manifest_digest, write_manifest
+from tasks.augment import augment_key
+
+pytestmark = pytest.mark.integration
+
+
+def test_flow_augments_then_serves_the_cache_then_skips_when_disabled(
+    small_cfg: PipelineConfig, small_corpus: Path, prefect_harness: None, tmp_path: Path
+) -> None:
+    manifest = manifest_for(small_corpus)
+    path, digest = str(tmp_path / "manifest.parquet"), manifest_digest(manifest)
+    write_manifest(manifest, path)
+    assert augment_key(cfg=small_cfg, manifest_path=path, manifest_digest=digest) is None
+
+    first = augment_flow(small_cfg, path, digest)
+    assert isinstance(first, AugmentResult)
+    assert (first.rows, first.batches_computed, first.cached) == (72, 5, False)
+    assert first.store_url == augmented_store_url(small_cfg)
+    assert len(RowStore(first.store_url).pending_batches()) == 0
+    assert augment_key(cfg=small_cfg, manifest_path=path, manifest_digest=digest) is not None
+
+    again = augment_flow(small_cfg, path, digest)
+    assert (again.rows, again.batches_computed) == (72, 0)
+
+    disabled = small_config(tmp_path, "augment.enabled=false")
+    skipped = augment_flow(disabled, path, digest)
+    assert skipped.skipped and skipped.rows == 0

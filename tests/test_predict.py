@@ -1,0 +1,211 @@
+"""Raw-audio prediction: row decoding, batching over files, and ``melflow predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from bundles import tiny_bundle
+from conftest import small_config, tone
+from torch import nn
+
+from melflow.audio.io import load_clip, resample
+from melflow.config import PipelineConfig
+from melflow.errors import ParameterError
+from melflow.lineage import SUMMARY_METRICS
+from melflow.models import ModelMeta, predict_waveforms
+from melflow.predict import (
+    decode_rows,
+    find_audio_files,
+    predict_files,
+    predict_frame,
+    summarize,
+)
+
+CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> PipelineConfig:
+    return small_config(tmp_path)
+
+
+@pytest.fixture
+def bundle(cfg: PipelineConfig, tmp_path: Path) -> tuple[nn.Module, ModelMeta]:
+    return tiny_bundle(cfg, str(tmp_path / "bundle"), classes=CLASSES)
+
+
+@pytest.fixture
+def registered(cfg: PipelineConfig, bundle: tuple[nn.Module, ModelMeta], tmp_path: Path) -> str:
+    """The bundle registered as version 1 (challenger, no champion yet)."""
+    from melflow.registry import log_and_register
+
+    predictions = pd.DataFrame({"clip_id": ["x", "y", "z"], "label": CLASSES, "pred": CLASSES})
+    return log_and_register(
+        cfg=cfg,
+        bundle_dir=str(tmp_path / "bundle"),
+        history=[],
+        report=dict.fromkeys(SUMMARY_METRICS, 1.0),
+        artifacts=[],
+        tags={},
+        predictions=predictions,
+    ).version
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Five tones at 22.05 kHz in nested folders, one corrupt WAV, one text file."""
+    root = tmp_path / "inbox"
+    for i, freq in enumerate((200.0, 500.0, 900.0, 1800.0, 3500.0)):
+        path = root / ("sub" if i % 2 else "") / f"tone{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(freq, sr=22050, duration_s=0.4), 22050)
+    (root / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+def test_decode_rows_matches_training_decoding_and_reports_bad_rows(
+    cfg: PipelineConfig, folder: Path
+) -> None:
+    sr = cfg.audio.sr
+    y = tone(440.0, sr=44100, duration_s=0.2)
+    stereo = np.stack([y, y], axis=1)
+    frame = pd.DataFrame(
+        {
+            "path": [str(folder / "tone0.wav"), None, None, None, str(folder / "broken.wav")],
+            "waveform": [None, y, stereo, [np.nan, 0.0], None],
+            "sr": [None, 44100, 44100, sr, None],
+        }
+    )
+    clips, errors = decode_rows(frame, audio=cfg.audio)
+    n = round(sr * cfg.audio.duration_s)
+    np.testing.assert_array_equal(
+        clips[0], load_clip(str(folder / "tone0.wav"), sr=sr, duration_s=cfg.audio.duration_s)
+    )
+    expected = np.zeros(n, dtype=np.float32)
+    resampled = resample(y, orig_sr=44100, target_sr=sr)
+    expected[: resampled.size] = resampled
+    mono, stereo_mix = clips[1], clips[2]
+    assert mono is not None and stereo_mix is not None and errors[:3] == ["", "", ""]
+    np.testing.assert_allclose(mono, expected, atol=1e-6)
+    np.testing.assert_allclose(stereo_mix, mono, atol=1e-6)  # stereo is downmixed
+    assert clips[3] is None and errors[3].startswith("non_finite")
+    assert clips[4] is None and errors[4].split(":")[0] in {"not_audio", "corrupt"}
+    with pytest.raises(ParameterError, match="'path' column"):
+        decode_rows(pd.DataFrame({"x": [1]}), audio=cfg.audio)
+
+
+def test_predict_frame_equals_bundle_predictions_in_batches(
+    cfg: PipelineConfig, bundle: tuple[nn.Module, ModelMeta]
+) -> None:
+    model, meta = bundle
+    sr = cfg.audio.sr
+    clips = np.stack(
+        [tone(f, sr=sr, duration_s=cfg.audio.duration_s) for f in (150, 700, 2500, 5000, 60)]
+    )
+    frame = pd.DataFrame({"waveform": list(clips), "sr": [sr] * len(clips)})
+    frame.loc[2, "sr"] = 0  # one bad row in the middle keeps its place
+    out = predict_frame(model, meta, frame, batch_size=2)
+    assert list(out.columns) == ["label", "prob_a", "prob_b", "prob_c", "error"]
+    good = [0, 1, 3, 4]
+    expected = predict_waveforms(model, meta, clips[good], sr=sr)
+    np.testing.assert_allclose(out.loc[good, ["prob_a", "prob_b", "prob_c"]], expected, atol=1e-6)
+    assert list(out.loc[good, "label"]) == [CLASSES[i] for i in expected.argmax(axis=1)]
+    assert out.loc[2, "error"].startswith("bad_sample_rate") and pd.isna(out.loc[2, "label"])
+    assert out.loc[2, ["prob_a", "prob_b", "prob_c"]].isna().all()
+
+
+def test_find_audio_files_walks_folders_and_keeps_named_files(folder: Path) -> None:
+    found = find_audio_files([str(folder)], extensions=(".wav", ".flac"))
+    assert [Path(p).name for p in found] == [
+        "broken.wav",
+        "tone1.wav",
+        "tone3.wav",
+        "tone0.wav",
+        "tone2.wav",
+        "tone4.wav",
+    ]  # sorted by full path: sub/ before tone*.wav
+    named = find_audio_files([str(folder / "notes.txt"), str(folder / "sub")], extensions=(".wav",))
+    assert [Path(p).name for p in named] == ["notes.txt", "tone1.wav", "tone3.wav"]
+    with pytest.raises(ParameterError, match="no such file"):
+        find_audio_files([str(folder / "missing")], extensions=(".wav",))
+    with pytest.raises(ParameterError, match="no audio files"):
+        find_audio_files([str(folder / "sub")], extensions=(".ogg",))
+
+
+def test_predict_files_batches_in_order_and_summarizes(
+    cfg: PipelineConfig, bundle: tuple[nn.Module, ModelMeta], folder: Path
+) -> None:
+    model, meta = bundle
+    calls: list[int] = []
+    progress: list[tuple[int, int]] = []
+
+    def predictor(frame: pd.DataFrame) -> pd.DataFrame:
+        calls.append(len(frame))
+        return predict_frame(model, meta, frame)
+
+    files = find_audio_files([str(folder)], extensions=cfg.corpus.extensions)
+    out = predict_files(
+        predictor, files, batch_size=4, on_progress=lambda d, t: progress.append((d, t))
+    )
+    assert calls == [4, 2] and progress == [(4, 6), (6, 6)]
+    assert list(out["path"]) == files
+    assert list(out.columns) == ["path", "label", "prob_a", "prob_b", "prob_c", "error"]
+    broken = out["path"].str.endswith("broken.wav")
+    assert out.loc[broken, "error"].str.len().gt(0).all() and out.loc[~broken, "error"].eq("").all()
+    summary = summarize(out)
+    assert (summary["files"], summary["classified"], summary["errors"]) == (6, 5, 1)
+    assert sum(summary["labels"].values()) == 5
+    with pytest.raises(ParameterError):
+        predict_files(predictor, files, batch_size=0)
+
+
+def test_predict_task_writes_csv_with_error_row(
+    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path
+) -> None:
+    from tasks.progress import set_sink
+    from tasks.registry import predict_task
+
+    seen: list[tuple[str, int, int]] = []
+    set_sink(lambda stage, done, total: seen.append((stage, done, total)))
+    try:
+        out = tmp_path / "preds.csv"
+        summary = predict_task.fn(cfg, [str(folder)], "challenger", str(out), 4)
+    finally:
+        set_sink(None)
+    assert seen[-1] == ("predict", 6, 6)
+    assert summary["version"] == "1" and (summary["files"], summary["errors"]) == (6, 1)
+    table = pd.read_csv(out)
+    table["error"] = table["error"].fillna("")
+    assert list(table.columns) == ["path", "label", "prob_a", "prob_b", "prob_c", "error"]
+    assert (table["error"] != "").sum() == 1 and table.loc[
+        table["error"] != "", "path"
+    ].str.endswith("broken.wav").all()
+    ok = table[table["error"] == ""]
+    np.testing.assert_allclose(ok[["prob_a", "prob_b", "prob_c"]].sum(axis=1), 1.0, atol=1e-5)
+    assert set(ok["label"]) <= set(CLASSES)
+
+
+@pytest.mark.integration
+def test_predict_cli_runs_the_flow(
+    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path, prefect_harness: None
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from flows.cli_models import predict
+
+    app = typer.Typer()
+    app.command()(predict)
+    out = tmp_path / "cli.csv"
+    data = ["-p", "small", "-s", f"paths.data_dir={tmp_path / 'data'}"]
+    result = CliRunner().invoke(app, [str(folder), "-m", registered, "-o", str(out), *data])
+    assert result.exit_code == 0, result.output
+    assert "6 files" in result.output and "error" in result.output and str(out) in result.output
+    assert len(pd.read_csv(out)) == 6
+    missing = CliRunner().invoke(app, [str(folder), "-m", "champion", "-o", str(out), *data])
+    assert missing.exit_code == 2 and "no alias 'champion'" in missing.output
