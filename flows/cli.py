@@ -192,7 +192,8 @@ def schedule(
 
     if list_:
         table = Table(title="melflow deployments")
-        for column in ("deployment", "schedules", "parameters", "paused"):
+        table.add_column("deployment", no_wrap=True)
+        for column in ("schedules", "parameters", "paused"):
             table.add_column(column, overflow="fold")
         for d in list_schedules():
             table.add_row(
