@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from prefect import Task, flow
@@ -17,7 +18,7 @@ from melflow.augment.offline import cached_augmentation
 from melflow.config import PipelineConfig
 from melflow.features.extract import ExtractResult, cached_extraction
 from melflow.ingest import IngestResult
-from melflow.registry import PromotionDecision, tracking_uri
+from melflow.registry import PromotionDecision, champion_bundle, tracking_uri
 from melflow.training.loop import TrainResult
 from tasks.augment import augment_task
 from tasks.caching import persisted_results
@@ -108,16 +109,23 @@ def _augment(cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResu
     return result.store_url
 
 
+def _champion_init(cfg: PipelineConfig) -> str | None:
+    """The champion's bundle, downloaded beside the runs, to fine-tune from (if any)."""
+    return champion_bundle(cfg=cfg, dest=str(Path(run_dir(cfg, "champion")).parent / "_champion"))
+
+
 def _train(
     cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResult, augmented: str | None
 ) -> TrainResult:
-    run = run_dir(cfg, train_digest(cfg, ingested.manifest_digest, augmented))
+    init = _champion_init(cfg) if cfg.train.init_from_champion else None
+    run = run_dir(cfg, train_digest(cfg, ingested.manifest_digest, augmented, init))
     result, cached, seconds = run_task(
         train_task,
         cfg,
         ingested.manifest_path,
         ingested.manifest_digest,
         augmented,
+        init,
         done=finished_training(run) is not None,
     )
     best = result.history[result.best_epoch - 1] if result.history else {}

@@ -519,6 +519,22 @@ def load_champion(*, cfg: PipelineConfig, ref: str = CHAMPION) -> Any:
         return mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
 
 
+def champion_bundle(*, cfg: PipelineConfig, dest: str) -> str | None:
+    """Download the champion's model bundle into ``dest``; ``None`` when there is no champion.
+
+    Used to fine-tune a challenger from the champion's weights (``train.init_from_champion``).
+    """
+    name = cfg.registry.model_name
+    with _session(cfg) as client:
+        mv = _champion(client, name)
+        if mv is None:
+            return None
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{mv.version}", dst_path=dest
+        )
+    return str(Path(local, "artifacts", BUNDLE_ARTIFACT))
+
+
 # --------------------------------------------------------------------------- promotion
 
 
