@@ -12,18 +12,10 @@ from melflow.augment.offline import (
     cached_augmentation,
 )
 from melflow.config import PipelineConfig
-from melflow.digest import digest_of
-from melflow.manifest import read_manifest
 from tasks.caching import keyed_by, transient_only
-from tasks.cluster import cluster_client
-from tasks.progress import reporter
+from tasks.stores import fill_stage, store_key
 
-
-def augment_key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> str | None:
-    """Clean store + augment config (+ noise files) + code version + manifest, once done."""
-    if cached_augmentation(cfg=cfg, manifest_digest=manifest_digest) is None:
-        return None
-    return digest_of(AUGMENT_CODE_VERSION, augmented_store_url(cfg), manifest_digest)
+augment_key = store_key(AUGMENT_CODE_VERSION, augmented_store_url, cached_augmentation)
 
 
 @task(
@@ -36,11 +28,11 @@ def augment_key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str
 )
 def augment_task(cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> AugmentResult:
     """Augment the manifest's train clips into the augmented store (resumes unfinished batches)."""
-    done = cached_augmentation(cfg=cfg, manifest_digest=manifest_digest)
-    if done is not None:
-        return done
-    manifest = read_manifest(manifest_path, storage_options=cfg.paths.storage_options)
-    with cluster_client(cfg.dask) as client:
-        return augment_features(
-            manifest=manifest, cfg=cfg, client=client, on_progress=reporter("augment")
-        )
+    return fill_stage(
+        "augment",
+        cfg,
+        manifest_path,
+        manifest_digest,
+        cached=cached_augmentation,
+        fill=augment_features,
+    )

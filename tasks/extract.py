@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect import task
 
 from melflow.config import PipelineConfig
-from melflow.digest import digest_of
 from melflow.features.extract import (
     EXTRACT_CODE_VERSION,
     ExtractResult,
@@ -13,16 +12,10 @@ from melflow.features.extract import (
     extract_features,
     feature_store_url,
 )
-from melflow.manifest import read_manifest
 from tasks.caching import keyed_by, transient_only
-from tasks.cluster import cluster_client
-from tasks.progress import reporter
+from tasks.stores import fill_stage, store_key
 
-
-def extract_key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> str | None:
-    if cached_extraction(cfg=cfg, manifest_digest=manifest_digest) is None:
-        return None
-    return digest_of(EXTRACT_CODE_VERSION, feature_store_url(cfg), manifest_digest)
+extract_key = store_key(EXTRACT_CODE_VERSION, feature_store_url, cached_extraction)
 
 
 @task(
@@ -35,11 +28,11 @@ def extract_key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str
 )
 def extract_task(cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> ExtractResult:
     """Extract the manifest's clips into the clean feature store (resumes unfinished batches)."""
-    done = cached_extraction(cfg=cfg, manifest_digest=manifest_digest)
-    if done is not None:
-        return done
-    manifest = read_manifest(manifest_path, storage_options=cfg.paths.storage_options)
-    with cluster_client(cfg.dask) as client:
-        return extract_features(
-            manifest=manifest, cfg=cfg, client=client, on_progress=reporter("extract")
-        )
+    return fill_stage(
+        "extract",
+        cfg,
+        manifest_path,
+        manifest_digest,
+        cached=cached_extraction,
+        fill=extract_features,
+    )

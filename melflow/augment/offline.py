@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -35,10 +35,16 @@ from melflow.features.extract import (
     clip_key,
     feature_layout,
     feature_store_digest,
-    fill_store,
 )
 from melflow.features.spectral import compute_features
-from melflow.features.store import KEY, RowStore, StoreLayout
+from melflow.features.store import (
+    KEY,
+    FillResult,
+    RowStore,
+    StoreLayout,
+    completed_fill,
+    fill_store,
+)
 from melflow.manifest import manifest_digest, ok_rows
 
 AUGMENT_CODE_VERSION = "1"
@@ -49,17 +55,7 @@ AUGMENT_COLUMNS: tuple[str, ...] = (*FEATURE_COLUMNS, "source_clip_id", "ops", "
 HELD_OUT: tuple[str, ...] = ("val", "test")
 
 
-@dataclass(frozen=True)
-class AugmentResult:
-    """What an augmentation did; ``skipped`` when ``augment.enabled`` is false."""
-
-    store_url: str
-    manifest_digest: str
-    rows: int
-    batches_total: int
-    batches_computed: int
-    cached: bool
-    skipped: bool = False
+AugmentResult = FillResult
 
 
 def background_files(cfg: PipelineConfig) -> list[str]:
@@ -233,12 +229,8 @@ def cached_augmentation(*, cfg: PipelineConfig, manifest_digest: str) -> Augment
     """The result when no work remains (augmentation disabled or done), else ``None``."""
     if not cfg.augment.enabled:
         return AugmentResult("", manifest_digest, 0, 0, 0, cached=False, skipped=True)
-    store = RowStore(augmented_store_url(cfg), storage_options=cfg.paths.storage_options)
-    info = store.complete_info(manifest_digest) if store.exists() else None
-    if info is None:
-        return None
-    return AugmentResult(
-        store.url, manifest_digest, int(info["rows"]), int(info["batches"]), 0, cached=True
+    return completed_fill(
+        augmented_store_url(cfg), digest=manifest_digest, storage_options=cfg.paths.storage_options
     )
 
 
@@ -278,7 +270,7 @@ def augment_features(
         return done
     store = open_augmented_store(cfg)
     items = augment_items(manifest=manifest, cfg=cfg)
-    batches, computed = fill_store(
+    return fill_store(
         store,
         items=items,
         columns=PLAN_COLUMNS,
@@ -294,4 +286,3 @@ def augment_features(
         digest=digest,
         on_progress=on_progress,
     )
-    return AugmentResult(store.url, digest, len(items), batches, computed, cached=False)

@@ -8,8 +8,7 @@ selected. Completion for a given manifest is recorded under the manifest's diges
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,24 +20,22 @@ from melflow.audio.io import load_clip
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.spectral import compute_features, feature_shapes
-from melflow.features.store import KEY, ArraySpec, RowStore, StoreLayout
+from melflow.features.store import (
+    KEY,
+    ArraySpec,
+    FillResult,
+    RowStore,
+    StoreLayout,
+    completed_fill,
+    fill_store,
+)
 from melflow.manifest import manifest_digest, ok_rows
-from melflow.parallel import run_batches
 
 EXTRACT_CODE_VERSION = "1"
 FEATURE_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "group", "sha256")
 
 
-@dataclass(frozen=True)
-class ExtractResult:
-    """What an extraction did: where, for which manifest, and how much work it took."""
-
-    store_url: str
-    manifest_digest: str
-    rows: int
-    batches_total: int
-    batches_computed: int
-    cached: bool
+ExtractResult = FillResult
 
 
 def clip_key(clip_id: str, sha256: str) -> str:
@@ -138,53 +135,9 @@ def open_feature_store(cfg: PipelineConfig) -> RowStore:
 
 def cached_extraction(*, cfg: PipelineConfig, manifest_digest: str) -> ExtractResult | None:
     """The result of a finished extraction of this manifest, or ``None`` if work remains."""
-    store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
-    info = store.complete_info(manifest_digest) if store.exists() else None
-    if info is None:
-        return None
-    return ExtractResult(
-        store.url, manifest_digest, int(info["rows"]), int(info["batches"]), 0, cached=True
+    return completed_fill(
+        feature_store_url(cfg), digest=manifest_digest, storage_options=cfg.paths.storage_options
     )
-
-
-def fill_store(
-    store: RowStore,
-    *,
-    items: list[dict[str, Any]],
-    columns: Sequence[str],
-    client: Client,
-    fn: Callable[..., int],
-    kwargs: dict[str, Any],
-    digest: str,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[int, int]:
-    """Plan ``items`` into ``store``, run every pending batch on ``client``, mark ``digest`` done.
-
-    ``fn(index, store=store, **kwargs)`` computes and writes one batch on a worker and
-    returns its row count; ``on_progress(done_rows, total_rows)`` follows each batch.
-
-    Returns
-    -------
-    (int, int)
-        Batches holding ``items``, and batches computed by this call.
-    """
-    store.append(items, columns=columns)
-    index = store.index()
-    pending = store.pending_batches()
-    total = int(index["batch"].isin(pending).sum())
-    finished = 0
-
-    def progress(n: int) -> None:
-        nonlocal finished
-        finished += n
-        if on_progress is not None:
-            on_progress(finished, total)
-
-    run_batches(client, fn, pending, kwargs={"store": store, **kwargs}, on_done=progress)
-    wanted = {item[KEY] for item in items}
-    batches = int(index.loc[index[KEY].isin(wanted), "batch"].nunique())
-    store.mark_complete(digest, {"rows": len(items), "batches": batches})
-    return batches, len(pending)
 
 
 def extract_features(
@@ -213,7 +166,7 @@ def extract_features(
         return done
     store = open_feature_store(cfg)
     items = manifest_items(manifest)
-    batches, computed = fill_store(
+    return fill_store(
         store,
         items=items,
         columns=FEATURE_COLUMNS,
@@ -227,4 +180,3 @@ def extract_features(
         digest=digest,
         on_progress=on_progress,
     )
-    return ExtractResult(store.url, digest, len(items), batches, computed, cached=False)

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import zarr
+from distributed import Client
 from filelock import FileLock
 from zarr.codecs import ZstdCodec
 
 from melflow import storage
 from melflow.errors import StoreError
+from melflow.parallel import run_batches
 
 META = "_melflow"
 KEY = "key"
@@ -72,14 +74,17 @@ class RowStore:
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url
         self.storage_options = dict(storage_options or {})
+        # Resolved here, in the client: a pickled handle must find the same files on a
+        # worker of an existing cluster, which runs in another working directory.
+        self._root = storage.absolute(url)
 
     # -- paths ---------------------------------------------------------------------------
     def _meta(self, *parts: str) -> str:
-        return storage.join(self.url, META, *parts)
+        return storage.join(self._root, META, *parts)
 
     @property
     def zarr_url(self) -> str:
-        return storage.join(self.url, "data.zarr")
+        return storage.join(self._root, "data.zarr")
 
     def _zarr_kwargs(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options} if storage.is_url(self.url) else {}
@@ -314,3 +319,70 @@ def _layout_json(layout: StoreLayout) -> dict[str, Any]:
             default=str,
         )
     )
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """What filling a store for one manifest did: where, how much, and whether it was cached.
+
+    ``skipped`` marks a stage that is disabled by configuration (nothing written).
+    """
+
+    store_url: str
+    manifest_digest: str
+    rows: int
+    batches_total: int
+    batches_computed: int
+    cached: bool
+    skipped: bool = False
+
+
+def completed_fill(
+    url: str, *, digest: str, storage_options: dict[str, Any] | None = None
+) -> FillResult | None:
+    """The result of a store already complete for ``digest``, or ``None`` if work remains."""
+    store = RowStore(url, storage_options=storage_options)
+    info = store.complete_info(digest) if store.exists() else None
+    if info is None:
+        return None
+    return FillResult(url, digest, int(info["rows"]), int(info["batches"]), 0, cached=True)
+
+
+def fill_store(
+    store: RowStore,
+    *,
+    items: list[dict[str, Any]],
+    columns: Sequence[str],
+    client: Client,
+    fn: Callable[..., int],
+    kwargs: dict[str, Any],
+    digest: str,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> FillResult:
+    """Plan ``items`` into ``store``, run every pending batch on ``client``, mark ``digest`` done.
+
+    ``fn(index, store=store, **kwargs)`` computes and writes one batch on a worker and
+    returns its row count; ``on_progress(done_rows, total_rows)`` follows each batch.
+
+    Returns
+    -------
+    FillResult
+        ``batches_total`` holding ``items`` and ``batches_computed`` by this call.
+    """
+    store.append(items, columns=columns)
+    index = store.index()
+    pending = store.pending_batches()
+    total = int(index["batch"].isin(pending).sum())
+    finished = 0
+
+    def progress(n: int) -> None:
+        nonlocal finished
+        finished += n
+        if on_progress is not None:
+            on_progress(finished, total)
+
+    run_batches(client, fn, pending, kwargs={"store": store, **kwargs}, on_done=progress)
+    wanted = {item[KEY] for item in items}
+    batches = int(index.loc[index[KEY].isin(wanted), "batch"].nunique())
+    store.mark_complete(digest, {"rows": len(items), "batches": batches})
+    return FillResult(store.url, digest, len(items), batches, len(pending), cached=False)
