@@ -14,16 +14,23 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed
 
 from melflow.config import DaskConfig
-from melflow.errors import MelflowError
+from melflow.errors import ConfigError, MelflowError
 
 log = logging.getLogger(__name__)
+CONNECT_TIMEOUT_S = 30
 
 
 @contextmanager
 def dask_client(cfg: DaskConfig) -> Iterator[Client]:
-    """Connect to ``cfg.address`` or start a ``LocalCluster`` on 127.0.0.1 for the block."""
+    """Connect to ``cfg.address`` or start a ``LocalCluster`` on 127.0.0.1 for the block.
+
+    Raises
+    ------
+    ConfigError
+        No scheduler answered at ``cfg.address`` within :data:`CONNECT_TIMEOUT_S`.
+    """
     if cfg.address:
-        with Client(cfg.address, timeout="30s") as client:
+        with _connect(cfg.address) as client:
             yield client
         return
     with (
@@ -40,6 +47,17 @@ def dask_client(cfg: DaskConfig) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         yield client
+
+
+def _connect(address: str) -> Client:
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as exc:
+        # A wrong address is not transient: fail once, clearly, instead of retrying the stage.
+        raise ConfigError(
+            f"dask.address={address!r}: no Dask scheduler answered within "
+            f"{CONNECT_TIMEOUT_S} s; start one with `dask scheduler` or fix the address"
+        ) from exc
 
 
 class BatchFailuresError(MelflowError):

@@ -29,6 +29,15 @@ def filesystem(path: str, storage_options: dict[str, Any] | None = None) -> tupl
     return fs, paths[0]
 
 
+def absolute(path: str) -> str:
+    """``path`` resolved against the working directory; URLs are returned unchanged.
+
+    What a process hands to Dask workers must be absolute: a worker of an existing
+    cluster runs in another working directory.
+    """
+    return path if is_url(path) else os.path.abspath(path)
+
+
 def join(base: str, *parts: str) -> str:
     """Join path segments with ``/`` for URLs and the OS separator for local paths."""
     if is_url(base):
@@ -36,8 +45,19 @@ def join(base: str, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
-def exists(path: str, storage_options: dict[str, Any] | None = None) -> bool:
+def _fresh(path: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    """Like :func:`filesystem`, with cached listings of ``path`` and its parents dropped.
+
+    Object-store filesystems are shared per process and cache directory listings, so
+    markers and plans written by workers or other runs would otherwise stay invisible.
+    """
     fs, p = filesystem(path, storage_options)
+    fs.invalidate_cache(p)
+    return fs, p
+
+
+def exists(path: str, storage_options: dict[str, Any] | None = None) -> bool:
+    fs, p = _fresh(path, storage_options)
     return bool(fs.exists(p))
 
 
@@ -69,7 +89,7 @@ def write_bytes_atomic(
 
 def listdir_names(path: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """Sorted base names of the entries under ``path`` (empty when it does not exist)."""
-    fs, p = filesystem(path, storage_options)
+    fs, p = _fresh(path, storage_options)
     if not fs.exists(p):
         return []
     return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(p, detail=False))

@@ -65,8 +65,7 @@ class IngestResult:
 
 
 def _data_path(cfg: PipelineConfig, *parts: str) -> str:
-    base = cfg.paths.data_dir
-    return storage.join(base if storage.is_url(base) else os.path.abspath(base), *parts)
+    return storage.join(storage.absolute(cfg.paths.data_dir), *parts)
 
 
 def pointer_path(cfg: PipelineConfig) -> str:
