@@ -36,15 +36,25 @@ DaskOpt = Annotated[
 
 
 def quiet_runtime(verbose: bool = False) -> None:
-    """Keep the terminal for melflow's own output: Prefect/MLflow logs only at WARNING."""
+    """Keep the terminal for melflow's own output (progress bars, tables, one-line errors).
+
+    Without ``--verbose`` Prefect's run logs are off (they stay in the Prefect UI/API when a
+    server is used) and Dask/MLflow speak only at WARNING; melflow itself reports failures,
+    so a bad input never shows a traceback twice.
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     level = "INFO" if verbose else "WARNING"
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
-    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", level)
-    for name in ("prefect", "distributed", "mlflow", "alembic", "httpx", "numba"):
+    # distributed applies its own logging config on import; this is the knob it reads.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level.lower())
+    for name in ("distributed", "mlflow", "alembic", "httpx", "numba"):
         logging.getLogger(name).setLevel(level)
+    prefect_level = "INFO" if verbose else "CRITICAL"
+    # Prefect reads these when it configures logging at its first flow run.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", prefect_level)
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", prefect_level)
+    logging.getLogger("prefect").setLevel(prefect_level)
     if not verbose:
         warnings.filterwarnings("ignore")
 
