@@ -90,7 +90,9 @@ def run(quick: bool) -> dict[str, Any]:
         },
     }
     naive = 300 if quick else 2000
-    section("extract", lambda: bench_extract(manifest=manifest, cfg=cfg, naive_clips=naive), results)
+    section(
+        "extract", lambda: bench_extract(manifest=manifest, cfg=cfg, naive_clips=naive), results
+    )
     grown_cfg = corpus_config("cache", int(per_class * 1.1))
     grown = manifest_of(grown_cfg)
     section(
@@ -112,7 +114,9 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-def optional_sections(results: dict[str, Any], *, manifest: Any, cfg: PipelineConfig, quick: bool) -> None:
+def optional_sections(
+    results: dict[str, Any], *, manifest: Any, cfg: PipelineConfig, quick: bool
+) -> None:
     """Augmentation, training and FSDD benchmarks, each from its own module."""
     from bench.bench_augment import bench_augment
     from bench.bench_train import bench_train
@@ -131,6 +135,12 @@ def optional_sections(results: dict[str, Any], *, manifest: Any, cfg: PipelineCo
         section("fsdd", bench_fsdd, results)
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The README table: one row per figure, with the baseline it is compared to."""
     rows = [("section", "figure", "value")]
@@ -138,8 +148,7 @@ def markdown(results: dict[str, Any]) -> str:
         if not isinstance(values, dict) or name == "machine":
             continue
         for key, value in values.items():
-            shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
-            rows.append((name, key, shown))
+            rows.append((name, key, _shown(value)))
     m = results["machine"]
     head = (
         f"Measured by `make bench` on {m['cpus']} CPUs, Python {m['python']}, torch {m['torch']}, "

@@ -134,7 +134,7 @@ class FeaturesConfig(_Section):
     top_db: float | None = Field(80.0, gt=0)
     dtype: Literal["float32", "float16"] = "float32"
     batch_size: int = Field(64, ge=1, le=4096, description="Clips per Dask task = rows per chunk.")
-    compression_level: int = Field(3, ge=0, le=9)
+    compression_level: int = Field(1, ge=0, le=9)
 
     @model_validator(mode="after")
     def _check_sizes(self) -> FeaturesConfig:
@@ -257,9 +257,9 @@ class ModelConfig(_Section):
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     hidden: int = Field(128, ge=0, le=8192, description="FC width before the output; 0 = none.")
     pool: tuple[int, int] = Field(
-        (4, 1),
+        (4, 4),
         description="(bins, frames) after the adaptive average pooling before the head; "
-        "keeping a few frequency bands lets shallow nets see where energy lies.",
+        "a few bands and time steps keep where and when energy lies.",
     )
 
     @model_validator(mode="after")

@@ -214,6 +214,31 @@ def load_clip(
     np.ndarray
         float32 waveform, shape ``(round(sr * duration_s),)``, at ``sr`` Hz.
     """
-    y, orig_sr = read_audio(path, fs=fs)
+    n_samples = round(sr * duration_s)
+    y, orig_sr = read_audio(path, fs=fs) if fs is not None else _read_local(path, sr, n_samples, crop)
     mono = resample(to_mono(y), orig_sr=orig_sr, target_sr=sr)
-    return fix_length(mono, n_samples=round(sr * duration_s), crop=crop)
+    return fix_length(mono, n_samples=n_samples, crop=crop)
+
+
+def _read_local(
+    path: str, sr: int, n_samples: int, crop: Literal["start", "center"]
+) -> tuple[np.ndarray, int]:
+    """Read a local file that ingest already vetted, straight from disk.
+
+    Only the kept head is decoded when no resampling or centring needs the rest, which
+    gives exactly what a full read followed by :func:`fix_length` gives.
+    """
+    try:
+        with sf.SoundFile(path) as f:
+            orig_sr = int(f.samplerate)
+            frames = n_samples if orig_sr == sr and crop == "start" else -1
+            y = f.read(frames=frames, dtype="float32", always_2d=True)
+    except FileNotFoundError as exc:
+        raise AudioError("missing", f"{path}: {exc}") from exc
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError("corrupt", f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise AudioError("unreadable", f"{path}: {exc}") from exc
+    if y.shape[0] == 0:
+        raise AudioError("no_samples", f"{path}: decodes to 0 samples")
+    return y, orig_sr

@@ -31,8 +31,11 @@ from melflow.features.store import (
 )
 from melflow.manifest import manifest_digest, ok_rows
 
-EXTRACT_CODE_VERSION = "1"
+EXTRACT_CODE_VERSION = "2"
 FEATURE_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "group", "sha256")
+# Zarr holds the columns a reader of the arrays needs; the plan index holds all of them
+# (string arrays cost as much to encode as the features themselves).
+STORED_COLUMNS: tuple[str, ...] = ("clip_id", "label")
 
 
 ExtractResult = FillResult
@@ -53,7 +56,7 @@ def feature_layout(
     audio: AudioConfig,
     features: FeaturesConfig,
     kind: str = "features",
-    columns: tuple[str, ...] = FEATURE_COLUMNS,
+    columns: tuple[str, ...] = STORED_COLUMNS,
 ) -> StoreLayout:
     """Arrays and columns of a feature store for this configuration.
 
@@ -122,7 +125,7 @@ def extract_batch(
         ]
     )
     arrays = compute_features(y, sr=audio.sr, cfg=features)
-    store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=FEATURE_COLUMNS)
+    store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=STORED_COLUMNS)
     return len(batch.items)
 
 

@@ -67,8 +67,10 @@ def _power_tf(
     pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
     padded = np.pad(y.astype(np.float32, copy=False), pad)
     frames = sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
-    magnitude = np.abs(scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1))
-    return magnitude**power if power != 1.0 else magnitude
+    spectrum = scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1)
+    # |z|**2 straight from the parts: no square root for the (usual) power spectrogram.
+    energy = np.square(spectrum.real) + np.square(spectrum.imag)
+    return energy if power == 2.0 else energy ** (power / 2.0)
 
 
 def _db_tf(S_tf: np.ndarray, *, top_db: float | None) -> np.ndarray:

@@ -16,7 +16,9 @@ from melflow.registry import list_versions, show
 pytestmark = pytest.mark.integration
 
 
-def test_pipeline_runs_end_to_end_then_everything_is_cached(tmp_path: Path, prefect_harness: None) -> None:
+def test_pipeline_runs_end_to_end_then_everything_is_cached(
+    tmp_path: Path, prefect_harness: None
+) -> None:
     cfg = small_config(tmp_path)
     first = pipeline_flow(cfg)
     assert [s.stage for s in first.stages] == list(STAGES)
@@ -31,12 +33,18 @@ def test_pipeline_runs_end_to_end_then_everything_is_cached(tmp_path: Path, pref
     assert numbers["extract"]["batches computed"] == 0
     assert len(list_versions(cfg=cfg)) == 1
     assert {r.stage: r.state for r in pipeline_status(cfg)} == {
-        "ingest": "complete", "extract": "complete", "augment": "complete",
-        "train": "complete", "evaluate": "complete", "champion": "complete",
+        "ingest": "complete",
+        "extract": "complete",
+        "augment": "complete",
+        "train": "complete",
+        "evaluate": "complete",
+        "champion": "complete",
     }
 
 
-def test_retrain_processes_only_new_clips_and_gates_promotion(tmp_path: Path, prefect_harness: None) -> None:
+def test_retrain_processes_only_new_clips_and_gates_promotion(
+    tmp_path: Path, prefect_harness: None
+) -> None:
     cfg = small_config(tmp_path)
     pipeline_flow(cfg)
     unchanged = retrain_flow(cfg)

@@ -18,13 +18,30 @@ from melflow.registry import show
 pytestmark = pytest.mark.integration
 
 
-def test_sigkill_during_training_resumes_to_the_same_champion(tmp_path: Path, prefect_harness: None) -> None:
+def test_sigkill_during_training_resumes_to_the_same_champion(
+    tmp_path: Path, prefect_harness: None
+) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     cfg = small_config(killed)
-    cmd = [sys.executable, "-m", "flows.cli", "run", "-p", "small",
-           "-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "run",
+        "-p",
+        "small",
+        "-s",
+        f"paths.data_dir={cfg.paths.data_dir}",
+        "-s",
+        f"corpus.root={cfg.corpus.root}",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+    )
     runs = Path(cfg.paths.data_dir, "runs")
     deadline = time.monotonic() + 300
     while not any(runs.glob("*/checkpoints/*.pt")):
