@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,6 +21,9 @@ from flows.console import (
     run_quietly,
 )
 from melflow.config import list_profiles
+
+if TYPE_CHECKING:  # the pipeline imports torch and MLflow: keep `melflow --help` instant
+    from flows.pipeline import Stage
 
 app = typer.Typer(
     name="melflow",
@@ -68,7 +71,9 @@ def _print_next_steps(cfg: object) -> None:
     )
 
 
-def _run_until(stage: str, profile: str, sets: list[str] | None, dask_address: str | None) -> None:
+def _run_until(
+    stage: Stage, profile: str, sets: list[str] | None, dask_address: str | None
+) -> None:
     cfg = config_from_cli(profile, sets, dask_address)
     from flows.pipeline import pipeline_flow
 

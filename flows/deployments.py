@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from prefect import flow, serve
 from prefect.client.orchestration import get_client
+from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 
 from flows.pipeline import pipeline_flow
@@ -61,8 +62,8 @@ class ScheduleSpec:
 
 def serve_schedules(specs: list[ScheduleSpec]) -> None:
     """Register the deployments with the Prefect API and run them when due (blocks)."""
-    deployments = [
-        FLOWS[spec.flow].to_deployment(
+    deployments: list[RunnerDeployment] = [
+        FLOWS[spec.flow].to_deployment(  # type: ignore[misc]
             name=spec.name,
             cron=spec.cron,
             interval=spec.interval_s,

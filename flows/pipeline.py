@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from prefect import Task, flow
+from prefect.client.schemas.objects import State
 
 from melflow.augment.offline import cached_augmentation
 from melflow.config import PipelineConfig
@@ -69,7 +70,7 @@ def run_task(task: Task[..., T], *args: Any, done: bool = False) -> tuple[T, boo
     key only exists once its output does, so the first rerun finds it by marker).
     """
     start = time.perf_counter()
-    state = task(*args, return_state=True)
+    state = cast("State[T]", task(*args, return_state=True))
     result: T = state.result()
     return result, done or state.name == "Cached", time.perf_counter() - start
 

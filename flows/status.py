@@ -31,6 +31,12 @@ class StageStatus:
     size_mb: float | None = None
 
 
+def _has_siblings(path: str) -> bool:
+    """True when other outputs of the same stage exist beside ``path`` (an older config)."""
+    parent = Path(path).parent
+    return not storage.is_url(path) and parent.exists() and any(parent.iterdir())
+
+
 def _size_mb(path: str) -> float | None:
     if storage.is_url(path) or not Path(path).exists():
         return None
@@ -41,7 +47,9 @@ def store_status(stage: str, url: str, cfg: PipelineConfig, manifest_digest: str
     """State of a row store for the current manifest: complete, partial k/n, stale or missing."""
     store = RowStore(url, storage_options=cfg.paths.storage_options)
     if not store.exists():
-        return StageStatus(stage, "missing", "not extracted yet", url)
+        if _has_siblings(url):
+            return StageStatus(stage, "stale", "config or code version changed: a new store", url)
+        return StageStatus(stage, "missing", "not computed yet", url)
     size = _size_mb(url)
     info = store.complete_info(manifest_digest)
     if info is not None:
@@ -66,13 +74,15 @@ def _training_status(
     run = run_dir(cfg, train_digest(cfg, manifest_digest, augmented))
     trained = finished_training(run)
     if trained is None:
-        state = "partial" if Path(run, "checkpoints").exists() else "missing"
-        return [
-            StageStatus(
-                "train", state, "checkpoints saved, will resume" if state == "partial" else "", run
-            ),
-            StageStatus("evaluate", "missing", "", ""),
-        ]
+        if Path(run, "checkpoints").exists():
+            row = StageStatus("train", "partial", "checkpoints saved, will resume", run)
+        elif _has_siblings(run):
+            row = StageStatus(
+                "train", "stale", "data or train config changed since the last run", run
+            )
+        else:
+            row = StageStatus("train", "missing", "", run)
+        return [row, StageStatus("evaluate", "missing", "", "")]
     best = trained.history[trained.best_epoch - 1] if trained.history else {}
     rows = [
         StageStatus(
