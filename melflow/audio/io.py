@@ -7,6 +7,7 @@ carried by :class:`~melflow.errors.AudioError`, so ingest can quarantine it with
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -215,7 +216,9 @@ def load_clip(
         float32 waveform, shape ``(round(sr * duration_s),)``, at ``sr`` Hz.
     """
     n_samples = round(sr * duration_s)
-    y, orig_sr = read_audio(path, fs=fs) if fs is not None else _read_local(path, sr, n_samples, crop)
+    y, orig_sr = (
+        read_audio(path, fs=fs) if fs is not None else _read_local(path, sr, n_samples, crop)
+    )
     mono = resample(to_mono(y), orig_sr=orig_sr, target_sr=sr)
     return fix_length(mono, n_samples=n_samples, crop=crop)
 
@@ -233,12 +236,16 @@ def _read_local(
             orig_sr = int(f.samplerate)
             frames = n_samples if orig_sr == sr and crop == "start" else -1
             y = f.read(frames=frames, dtype="float32", always_2d=True)
-    except FileNotFoundError as exc:
-        raise AudioError("missing", f"{path}: {exc}") from exc
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError("corrupt", f"{path}: {exc}") from exc
-    except OSError as exc:
-        raise AudioError("unreadable", f"{path}: {exc}") from exc
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
+        # libsndfile reports a missing or unreadable file as a decoding error: tell them apart.
+        reason = (
+            "corrupt"
+            if os.access(path, os.R_OK)
+            else "missing"
+            if not os.path.exists(path)
+            else "unreadable"
+        )
+        raise AudioError(reason, f"{path}: {exc}") from exc
     if y.shape[0] == 0:
         raise AudioError("no_samples", f"{path}: decodes to 0 samples")
     return y, orig_sr

@@ -51,7 +51,9 @@ class EvalResult:
 
 def _check_features(cfg: PipelineConfig, meta: ModelMeta) -> None:
     same = (meta.audio, meta.features) == (
-        cfg.audio.model_dump(mode="json"), cfg.features.model_dump(mode="json"))
+        cfg.audio.model_dump(mode="json"),
+        cfg.features.model_dump(mode="json"),
+    )
     if not same:
         raise ConfigError(
             "the model was trained on other audio/features settings than this configuration; "
@@ -109,8 +111,9 @@ def evaluate_bundle(
     store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
     if not store.exists():
         raise StoreError(f"no feature store at {store.url}; run extraction first")
-    selection = select_split(store, manifest=manifest, split=split, feature=meta.feature,
-                             classes=meta.classes)
+    selection = select_split(
+        store, manifest=manifest, split=split, feature=meta.feature, classes=meta.classes
+    )
     if not len(selection):
         raise MelflowError(f"the {split!r} split has no usable clip with a known label")
     batches = ChunkBatches([selection], batch_size=EVAL_BATCH, shuffle=False)
@@ -121,33 +124,47 @@ def evaluate_bundle(
     rows = rows[rows["split"] == split]
     clip_ids = {clip_key(c, s): c for c, s in zip(rows["clip_id"], rows["sha256"], strict=True)}
     classes = np.asarray(meta.classes, dtype=object)
-    predictions = pd.DataFrame({
-        "clip_id": [clip_ids[k] for k in selection.keys],
-        "label": classes[selection.labels],
-        "pred": classes[pred],
-        **{f"prob_{c}": probs[:, i] for i, c in enumerate(meta.classes)},
-    })
+    predictions = pd.DataFrame(
+        {
+            "clip_id": [clip_ids[k] for k in selection.keys],
+            "label": classes[selection.labels],
+            "pred": classes[pred],
+            **{f"prob_{c}": probs[:, i] for i, c in enumerate(meta.classes)},
+        }
+    )
     report = classification_report(y_true=selection.labels, y_pred=pred, classes=meta.classes)
     report.update(split=split, n_unknown_label=int(len(rows) - len(selection)))
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = f"Confusion matrix ({split}, accuracy {report['accuracy']:.3f})"
-    figures = {"confusion_matrix": confusion_matrix_figure(
-        report["confusion_matrix"], classes=meta.classes, path=out / "confusion_matrix.png",
-        title=title)}
+    figures = {
+        "confusion_matrix": confusion_matrix_figure(
+            report["confusion_matrix"],
+            classes=meta.classes,
+            path=out / "confusion_matrix.png",
+            title=title,
+        )
+    }
     history_path = storage.join(bundle_dir, HISTORY)
     if storage.exists(history_path):
         history = json.loads(storage.read_bytes(history_path))
         figures["training_curves"] = training_curves_figure(
-            history, path=out / "training_curves.png")
+            history, path=out / "training_curves.png"
+        )
     if spectrograms:
         examples = _examples(cfg, rows, meta.classes)
         figures["spectrograms"] = spectrogram_panel_figure(
-            examples, sr=cfg.audio.sr, features=cfg.features, path=out / "spectrograms.png")
+            examples, sr=cfg.audio.sr, features=cfg.features, path=out / "spectrograms.png"
+        )
     predictions_path = str(out / "predictions.csv")
     predictions.to_csv(predictions_path, index=False)
     report_path = out / "report.json"
     storage.write_bytes_atomic(str(report_path), json.dumps(report, indent=2).encode())
-    return EvalResult(report=report, predictions=predictions, figures=figures,
-                      report_path=str(report_path), predictions_path=predictions_path)
+    return EvalResult(
+        report=report,
+        predictions=predictions,
+        figures=figures,
+        report_path=str(report_path),
+        predictions_path=predictions_path,
+    )

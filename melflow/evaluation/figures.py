@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from melflow.config import FeaturesConfig
-from melflow.features.spectral import logmel, power_to_db, stft_power
+from melflow.features.spectral import compute_features
 
 DPI = 110
 
@@ -54,8 +54,15 @@ def confusion_matrix_figure(
     ax.set_ylabel("true")
     ax.set_title(title)
     for (i, j), n in np.ndenumerate(counts):
-        ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
-                color="white" if rates[i, j] > 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            str(n),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if rates[i, j] > 0.5 else "black",
+        )
     return _save(fig, path)
 
 
@@ -69,10 +76,16 @@ def training_curves_figure(history: Sequence[dict[str, Any]], *, path: str | Pat
     if val:
         val_epochs = [e for e, _ in val]
         loss_ax.plot(val_epochs, [h["val_loss"] for _, h in val], marker="o", label="validation")
-        score_ax.plot(val_epochs, [h["val_macro_f1"] for _, h in val], marker="o",
-                      label="val macro-F1")
-        score_ax.plot(val_epochs, [h["val_accuracy"] for _, h in val], marker=".",
-                      linestyle="--", label="val accuracy")
+        score_ax.plot(
+            val_epochs, [h["val_macro_f1"] for _, h in val], marker="o", label="val macro-F1"
+        )
+        score_ax.plot(
+            val_epochs,
+            [h["val_accuracy"] for _, h in val],
+            marker=".",
+            linestyle="--",
+            label="val accuracy",
+        )
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     score_ax.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0.0, 1.02))
     for ax in (loss_ax, score_ax):
@@ -100,21 +113,30 @@ def spectrogram_panel_figure(
     """
     fig = Figure(figsize=(10, 2.4 * max(len(examples), 1)))
     axes = fig.subplots(max(len(examples), 1), 2, squeeze=False)
-    fmax = features.fmax or sr / 2
-    for (title, y), (stft_ax, mel_ax) in zip(examples, axes, strict=False):
-        S_db = power_to_db(stft_power(y, n_fft=features.n_fft, hop_length=features.hop_length,
-                                      win_length=features.win_length), top_db=features.top_db)
-        M_db = logmel(y, sr=sr, n_fft=features.n_fft, hop_length=features.hop_length,
-                      win_length=features.win_length, n_mels=features.n_mels, fmin=features.fmin,
-                      fmax=features.fmax, top_db=features.top_db)
-        image = librosa.display.specshow(S_db, ax=stft_ax, sr=sr, hop_length=features.hop_length,
-                                         x_axis="time", y_axis="log", cmap="magma")
-        fig.colorbar(image, ax=stft_ax, format="%+.0f dB")
-        stft_ax.set_title(f"{title}: spectrogram")
-        image = librosa.display.specshow(M_db, ax=mel_ax, sr=sr, hop_length=features.hop_length,
-                                         x_axis="time", y_axis="mel", fmin=features.fmin, fmax=fmax,
-                                         cmap="magma")
-        fig.colorbar(image, ax=mel_ax, format="%+.0f dB")
-        mel_ax.set_title(f"{title}: log-mel ({features.n_mels} bands)")
+    # The pipeline's own feature code, so the panel shows exactly what the model sees.
+    both = features.model_copy(update={"kinds": ("stft", "logmel")})
+    mel_axis: dict[str, Any] = {
+        "y_axis": "mel",
+        "fmin": features.fmin,
+        "fmax": features.fmax or sr / 2,
+    }
+    for (title, y), row in zip(examples, axes, strict=False):
+        spectra = compute_features(y, sr=sr, cfg=both)
+        panels: tuple[tuple[np.ndarray, dict[str, Any], str], ...] = (
+            (spectra["stft"], {"y_axis": "log"}, "spectrogram"),
+            (spectra["logmel"], mel_axis, f"log-mel ({features.n_mels} bands)"),
+        )
+        for ax, (S_db, axis, name) in zip(row, panels, strict=True):
+            image = librosa.display.specshow(
+                S_db,
+                ax=ax,
+                sr=sr,
+                hop_length=features.hop_length,
+                x_axis="time",
+                cmap="magma",
+                **axis,
+            )
+            fig.colorbar(image, ax=ax, format="%+.0f dB")
+            ax.set_title(f"{title}: {name}")
     fig.tight_layout()
     return _save(fig, path)

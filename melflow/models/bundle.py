@@ -74,10 +74,14 @@ def read_meta(bundle_dir: str) -> ModelMeta:
 def load_bundle(bundle_dir: str) -> tuple[nn.Module, ModelMeta]:
     """Rebuild the network from ``meta.json``, load its weights, switch to eval mode."""
     meta = read_meta(bundle_dir)
-    model = build_model(ModelConfig.model_validate(meta.model), n_classes=len(meta.classes),
-                        n_bins=meta.n_bins)
-    state = torch.load(io.BytesIO(storage.read_bytes(storage.join(bundle_dir, WEIGHTS))),
-                       map_location="cpu", weights_only=True)
+    model = build_model(
+        ModelConfig.model_validate(meta.model), n_classes=len(meta.classes), n_bins=meta.n_bins
+    )
+    state = torch.load(
+        io.BytesIO(storage.read_bytes(storage.join(bundle_dir, WEIGHTS))),
+        map_location="cpu",
+        weights_only=True,
+    )
     model.load_state_dict(state)
     model.eval()
     return model, meta
@@ -128,11 +132,16 @@ def featurize_waveforms(meta: ModelMeta, y: np.ndarray, *, sr: int) -> np.ndarra
     audio = AudioConfig.model_validate(meta.audio)
     features = FeaturesConfig.model_validate(meta.features)
     n_samples = round(audio.sr * audio.duration_s)
-    clips = np.stack([
-        fix_length(resample(np.asarray(row, dtype=np.float32), orig_sr=sr, target_sr=audio.sr),
-                   n_samples=n_samples, crop=audio.crop)
-        for row in y
-    ])
+    clips = np.stack(
+        [
+            fix_length(
+                resample(np.asarray(row, dtype=np.float32), orig_sr=sr, target_sr=audio.sr),
+                n_samples=n_samples,
+                crop=audio.crop,
+            )
+            for row in y
+        ]
+    )
     return compute_features(clips, sr=audio.sr, cfg=features)[meta.feature]  # type: ignore[index]
 
 

@@ -39,8 +39,11 @@ def _cnn_features(cfg: ModelConfig, n_convs: int) -> nn.Sequential:
     c_in = 1
     for c_out in cfg.channels:
         for _ in range(n_convs):
-            layers += [_conv(c_in, c_out, kernel_size=cfg.kernel_size), nn.ReLU(inplace=True),
-                       nn.BatchNorm2d(c_out)]
+            layers += [
+                _conv(c_in, c_out, kernel_size=cfg.kernel_size),
+                nn.ReLU(inplace=True),
+                nn.BatchNorm2d(c_out),
+            ]
             c_in = c_out
         layers += [_pool(), nn.Dropout2d(cfg.dropout)]
     return nn.Sequential(*layers)
@@ -51,8 +54,11 @@ def _vgg_features(cfg: ModelConfig, n_convs: int) -> nn.Sequential:
     c_in = 1
     for c_out in cfg.channels:
         for _ in range(n_convs):
-            layers += [_conv(c_in, c_out, kernel_size=cfg.kernel_size), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                _conv(c_in, c_out, kernel_size=cfg.kernel_size),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         layers.append(_pool())
     return nn.Sequential(*layers)
@@ -64,9 +70,11 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, *, kernel_size: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            _conv(c_in, c_out, kernel_size=kernel_size, stride=stride), nn.BatchNorm2d(c_out),
+            _conv(c_in, c_out, kernel_size=kernel_size, stride=stride),
+            nn.BatchNorm2d(c_out),
             nn.ReLU(inplace=True),
-            _conv(c_out, c_out, kernel_size=kernel_size), nn.BatchNorm2d(c_out),
+            _conv(c_out, c_out, kernel_size=kernel_size),
+            nn.BatchNorm2d(c_out),
         )
         self.skip: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
@@ -80,8 +88,11 @@ class BasicBlock(nn.Module):
 
 def _resnet_features(cfg: ModelConfig, n_blocks: int) -> nn.Sequential:
     stem = cfg.channels[0]
-    layers: list[nn.Module] = [_conv(1, stem, kernel_size=cfg.kernel_size), nn.BatchNorm2d(stem),
-                               nn.ReLU(inplace=True)]
+    layers: list[nn.Module] = [
+        _conv(1, stem, kernel_size=cfg.kernel_size),
+        nn.BatchNorm2d(stem),
+        nn.ReLU(inplace=True),
+    ]
     c_in = stem
     for stage, c_out in enumerate(cfg.channels):
         for block in range(n_blocks):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
@@ -99,8 +99,13 @@ def class_names(manifest: pd.DataFrame) -> list[str]:
     return names
 
 
-def _selection(store: RowStore, feature: str, keys: Sequence[str], labels: Sequence[str],
-               classes: Sequence[str]) -> Selection:
+def _selection(
+    store: RowStore,
+    feature: str,
+    keys: Sequence[str],
+    labels: Sequence[str],
+    classes: Sequence[str],
+) -> Selection:
     lookup = {name: i for i, name in enumerate(classes)}
     known = [i for i, label in enumerate(labels) if label in lookup]
     keys = [keys[i] for i in known]
@@ -115,8 +120,9 @@ def _selection(store: RowStore, feature: str, keys: Sequence[str], labels: Seque
     )
 
 
-def select_split(store: RowStore, *, manifest: pd.DataFrame, split: str, feature: str,
-                 classes: Sequence[str]) -> Selection:
+def select_split(
+    store: RowStore, *, manifest: pd.DataFrame, split: str, feature: str, classes: Sequence[str]
+) -> Selection:
     """The clean-store rows of the usable ``split`` clips whose label is in ``classes``.
 
     Raises :class:`~melflow.errors.StoreError` if a clip has not been extracted.
@@ -127,12 +133,14 @@ def select_split(store: RowStore, *, manifest: pd.DataFrame, split: str, feature
     return _selection(store, feature, keys, [str(v) for v in rows["label"]], classes)
 
 
-def select_augmented(store: RowStore, *, manifest: pd.DataFrame, feature: str,
-                     classes: Sequence[str]) -> Selection:
+def select_augmented(
+    store: RowStore, *, manifest: pd.DataFrame, feature: str, classes: Sequence[str]
+) -> Selection:
     """Rows of an augmented store made from clips that are in the manifest's train split.
 
-    Variants of clips no longer in the train split (removed, relabelled, moved to
-    ``val``/``test``) are left out, so held-out audio never reaches training.
+    A variant is kept when its ``source_clip_id`` and ``sha256`` (of the source file) are
+    those of a current usable train clip, so variants of clips that were removed, changed
+    or moved to ``val``/``test`` never reach training.
     """
     train = ok_rows(manifest)
     train = train[train["split"] == "train"]
@@ -140,10 +148,9 @@ def select_augmented(store: RowStore, *, manifest: pd.DataFrame, feature: str,
     if not len(index):
         return _selection(store, feature, [], [], classes)
     source = index["source_clip_id"] if "source_clip_id" in index.columns else index["clip_id"]
-    keep = (index["split"] == "train") & source.isin(set(train["clip_id"]))
-    if "source_sha256" in index.columns:
-        keep &= index["source_sha256"].isin(set(train["sha256"]))
-    kept = index[keep]
+    wanted = set(zip(train["clip_id"], train["sha256"], strict=True))
+    current = np.array([pair in wanted for pair in zip(source, index["sha256"], strict=True)])
+    kept = index[(index["split"] == "train").to_numpy() & current]
     return _selection(store, feature, list(kept[KEY]), [str(v) for v in kept["label"]], classes)
 
 
@@ -202,8 +209,15 @@ class ChunkBatches:
         order never depends on what ran before it (resume gives the same batches).
     """
 
-    def __init__(self, selections: Sequence[Selection], *, batch_size: int, window_chunks: int = 4,
-                 shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        selections: Sequence[Selection],
+        *,
+        batch_size: int,
+        window_chunks: int = 4,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
         self.selections = [s for s in selections if len(s)]
         shapes = {s.row_shape() for s in self.selections}
         if len(shapes) > 1:
@@ -233,24 +247,32 @@ class ChunkBatches:
         parts = [self.selections[i].read_chunk(c) for i, c in window]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def epoch(self, epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def epoch(self, epoch: int = 0) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
         """Yield ``x`` float32 ``(batch, n_bins, n_frames)`` and ``y`` int64 ``(batch,)``."""
         rng = np.random.default_rng([self.seed, epoch])
         windows = list(self._windows(rng))
         if not self.selections:
             return
+        size = self.batch_size
         x_left = np.empty((0, *self.selections[0].row_shape()), np.float32)
         y_left = np.empty((0,), np.int64)
         for x, y in _prefetched(self._read, windows):
-            if self.shuffle:
-                order = rng.permutation(len(y))
-                x, y = x[order], y[order]
-            # The previous window's remainder goes first, so it is used up by the next batch.
-            x, y = np.concatenate([x_left, x]), np.concatenate([y_left, y])
-            full = len(y) - len(y) % self.batch_size
-            for start in range(0, full, self.batch_size):
-                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
-            x_left, y_left = x[full:], y[full:]
+            # Batches index the window through a permutation (one copy per batch, as from
+            # memory); the previous window's remainder tops up the first batch.
+            order = rng.permutation(len(y)) if self.shuffle else np.arange(len(y))
+            pos = 0
+            if len(y_left):
+                pos = size - len(y_left)
+                x_left = np.concatenate([x_left, x[order[:pos]]])
+                y_left = np.concatenate([y_left, y[order[:pos]]])
+                if len(y_left) < size:
+                    continue
+                yield x_left, y_left
+            end = pos + (len(y) - pos) // size * size
+            for start in range(pos, end, size):
+                take = order[start : start + size]
+                yield x[take], y[take]
+            x_left, y_left = x[order[end:]], y[order[end:]]
         if len(y_left):
             yield x_left, y_left
 

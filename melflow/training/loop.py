@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,16 +97,21 @@ def _load_data(
     selections = [train]
     if augmented_store_url is not None and tc.use_augmented:
         augmented = RowStore(augmented_store_url, storage_options=cfg.paths.storage_options)
-        if augmented.exists():
-            selections.append(select_augmented(augmented, manifest=manifest, feature=tc.feature,
-                                               classes=classes))
+        if not augmented.exists():
+            log.warning("no augmented store at %s; training on clean features only", augmented.url)
+        else:
+            selections.append(
+                select_augmented(augmented, manifest=manifest, feature=tc.feature, classes=classes)
+            )
     n_bins, n_frames = train.row_shape()
     return _Data(
         classes=classes,
-        train=ChunkBatches(selections, batch_size=tc.batch_size, window_chunks=tc.window_chunks,
-                           seed=tc.seed),
-        val=ChunkBatches([val], batch_size=EVAL_BATCH, window_chunks=tc.window_chunks,
-                         shuffle=False),
+        train=ChunkBatches(
+            selections, batch_size=tc.batch_size, window_chunks=tc.window_chunks, seed=tc.seed
+        ),
+        val=ChunkBatches(
+            [val], batch_size=EVAL_BATCH, window_chunks=tc.window_chunks, shuffle=False
+        ),
         stats_source=train,
         train_labels=np.concatenate([s.labels for s in selections]),
         n_bins=n_bins,
@@ -117,8 +122,13 @@ def _load_data(
 def _optimizer(tc: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = model.parameters()
     if tc.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay,
-                               nesterov=tc.momentum > 0)
+        return torch.optim.SGD(
+            params,
+            lr=tc.lr,
+            momentum=tc.momentum,
+            weight_decay=tc.weight_decay,
+            nesterov=tc.momentum > 0,
+        )
     if tc.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
     return torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -130,8 +140,9 @@ def _scheduler(tc: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
     if tc.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=tc.step_size, gamma=tc.gamma)
     if tc.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=tc.gamma,
-                                                          patience=tc.lr_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=tc.gamma, patience=tc.lr_patience
+        )
     return None
 
 
@@ -156,8 +167,9 @@ class _Normalizer:
 def _load_init_state(model: nn.Module, init_state: dict[str, Any]) -> None:
     """Warm start: copy every tensor whose name and shape match (a new head stays fresh)."""
     own = model.state_dict()
-    usable = {k: v for k, v in init_state.items()
-              if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    usable = {
+        k: v for k, v in init_state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)
+    }
     if not usable:
         raise StoreError("init_state shares no tensor of matching shape with the configured model")
     skipped = sorted(set(own) - set(usable))
@@ -166,8 +178,9 @@ def _load_init_state(model: nn.Module, init_state: dict[str, Any]) -> None:
     model.load_state_dict(usable, strict=False)
 
 
-def _evaluate(model: nn.Module, batches: ChunkBatches, normalize: _Normalizer,
-              classes: list[str]) -> dict[str, float | None]:
+def _evaluate(
+    model: nn.Module, batches: ChunkBatches, normalize: _Normalizer, classes: list[str]
+) -> dict[str, float | None]:
     if not batches.n_rows:
         return {"val_loss": None, "val_accuracy": None, "val_macro_f1": None}
     model.eval()
@@ -179,10 +192,59 @@ def _evaluate(model: nn.Module, batches: ChunkBatches, normalize: _Normalizer,
             total_loss += float(functional.cross_entropy(logits, target, reduction="sum"))
             truth.append(y)
             pred.append(logits.argmax(dim=1).numpy())
-    report = classification_report(y_true=np.concatenate(truth), y_pred=np.concatenate(pred),
-                                   classes=classes)
-    return {"val_loss": total_loss / batches.n_rows, "val_accuracy": report["accuracy"],
-            "val_macro_f1": report["macro_f1"]}
+    report = classification_report(
+        y_true=np.concatenate(truth), y_pred=np.concatenate(pred), classes=classes
+    )
+    return {
+        "val_loss": total_loss / batches.n_rows,
+        "val_accuracy": report["accuracy"],
+        "val_macro_f1": report["macro_f1"],
+    }
+
+
+def _step_reporter(
+    on_step: Callable[[dict[str, Any]], None], epoch: int, steps: int
+) -> Callable[[int, float], None]:
+    return lambda step, loss: on_step(
+        {"epoch": epoch + 1, "step": step, "steps": steps, "loss": loss}
+    )
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    normalize: _Normalizer,
+    tc: TrainConfig,
+    n_classes: int,
+    weight: torch.Tensor | None,
+    generator: torch.Generator,
+    on_step: Callable[[int, float], None] | None,
+) -> float:
+    """One pass over ``batches`` (with online augmentation if enabled); mean training loss."""
+    model.train()
+    total, seen = 0.0, 0
+    for step, (x, y) in enumerate(batches, start=1):
+        inputs, target = normalize(x), torch.from_numpy(y)
+        if tc.spec_augment.enabled or tc.mixup.enabled:
+            onehot = functional.one_hot(target, n_classes).to(torch.float32)
+            inputs, soft = augment_batch(
+                inputs, onehot, spec=tc.spec_augment, mix=tc.mixup, generator=generator
+            )
+            if tc.mixup.enabled:
+                target = soft
+        loss = functional.cross_entropy(
+            model(inputs), target, weight=weight, label_smoothing=tc.label_smoothing
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        seen += len(y)
+        if on_step is not None:
+            on_step(step, loss.item())
+    return total / max(seen, 1)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -196,8 +258,43 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _fingerprint(cfg: PipelineConfig, data: _Data, init_state: dict[str, Any] | None) -> str:
-    return digest_of("train", TRAIN_CODE_VERSION, cfg.train, cfg.audio, cfg.features, data.classes,
-                     data.train.n_rows, data.val.n_rows, init_state is not None)
+    return digest_of(
+        "train",
+        TRAIN_CODE_VERSION,
+        cfg.train,
+        cfg.audio,
+        cfg.features,
+        data.classes,
+        data.train.n_rows,
+        data.val.n_rows,
+        init_state is not None,
+    )
+
+
+def _write_bundle(
+    bundle_dir: str,
+    *,
+    model: nn.Module,
+    cfg: PipelineConfig,
+    data: _Data,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    history: list[dict[str, Any]],
+) -> None:
+    meta = ModelMeta(
+        classes=data.classes,
+        model=cfg.train.model.model_dump(mode="json"),
+        audio=cfg.audio.model_dump(mode="json"),
+        features=cfg.features.model_dump(mode="json"),
+        feature=cfg.train.feature,
+        mean=[float(v) for v in mean],
+        std=[float(v) for v in std],
+        n_bins=data.n_bins,
+        n_frames=data.n_frames,
+    )
+    save_bundle(bundle_dir, model=model, meta=meta)
+    history_json = json.dumps(history, indent=2).encode()
+    storage.write_bytes_atomic(storage.join(bundle_dir, HISTORY), history_json)
 
 
 def train_model(
@@ -267,8 +364,11 @@ def train_model(
     generator = torch.Generator().manual_seed(tc.seed)
 
     history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": 0, "score": -math.inf,
-                            "state": copy.deepcopy(model.state_dict())}
+    best: dict[str, Any] = {
+        "epoch": 0,
+        "score": -math.inf,
+        "state": copy.deepcopy(model.state_dict()),
+    }
     bad_epochs, start, done = 0, 0, False
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -281,30 +381,25 @@ def train_model(
         start, done = ckpt["epoch"], ckpt["done"]
         log.info("resuming %s after epoch %d", run_dir, start)
 
-    steps = len(data.train)
     for epoch in range(start, start if done else tc.epochs):
-        model.train()
         lr = float(optimizer.param_groups[0]["lr"])
-        total, seen = 0.0, 0
-        for step, (x, y) in enumerate(data.train.epoch(epoch), start=1):
-            inputs, target = normalize(x), torch.from_numpy(y)
-            if tc.spec_augment.enabled or tc.mixup.enabled:
-                onehot = functional.one_hot(target, n_classes).to(torch.float32)
-                inputs, soft = augment_batch(inputs, onehot, spec=tc.spec_augment, mix=tc.mixup,
-                                             generator=generator)
-                if tc.mixup.enabled:
-                    target = soft
-            loss = functional.cross_entropy(model(inputs), target, weight=weight,
-                                            label_smoothing=tc.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            seen += len(y)
-            if on_step is not None:
-                on_step({"epoch": epoch + 1, "step": step, "steps": steps, "loss": loss.item()})
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / max(seen, 1),
-                                  **_evaluate(model, data.val, normalize, data.classes), "lr": lr}
+        train_loss = _train_epoch(
+            model,
+            optimizer,
+            data.train.epoch(epoch),
+            normalize=normalize,
+            tc=tc,
+            n_classes=n_classes,
+            weight=weight,
+            generator=generator,
+            on_step=None if on_step is None else _step_reporter(on_step, epoch, len(data.train)),
+        )
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **_evaluate(model, data.val, normalize, data.classes),
+            "lr": lr,
+        }
         history.append(record)
         f1 = record["val_macro_f1"]
         score = f1 if f1 is not None else -record["train_loss"]
@@ -318,13 +413,24 @@ def train_model(
         elif scheduler is not None:
             scheduler.step()
         done = epoch + 1 == tc.epochs or (tc.patience > 0 and bad_epochs >= tc.patience)
-        _save_checkpoint(ckpt_path, {
-            "fingerprint": fingerprint, "epoch": epoch + 1, "done": done,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "torch_rng": torch.get_rng_state(), "generator_rng": generator.get_state(),
-            "history": history, "best": best, "bad_epochs": bad_epochs, "mean": mean, "std": std,
-        })
+        _save_checkpoint(
+            ckpt_path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "done": done,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "torch_rng": torch.get_rng_state(),
+                "generator_rng": generator.get_state(),
+                "history": history,
+                "best": best,
+                "bad_epochs": bad_epochs,
+                "mean": mean,
+                "std": std,
+            },
+        )
         if on_epoch is not None:
             on_epoch({**record, "epochs": tc.epochs})
         if done:
@@ -332,19 +438,11 @@ def train_model(
 
     model.load_state_dict(best["state"])
     bundle_dir = str(Path(run_dir, "bundle"))
-    meta = ModelMeta(
+    _write_bundle(bundle_dir, model=model, cfg=cfg, data=data, mean=mean, std=std, history=history)
+    return TrainResult(
+        bundle_dir=bundle_dir,
+        history=history,
+        best_epoch=int(best["epoch"]),
         classes=data.classes,
-        model=tc.model.model_dump(mode="json"),
-        audio=cfg.audio.model_dump(mode="json"),
-        features=cfg.features.model_dump(mode="json"),
-        feature=tc.feature,
-        mean=[float(v) for v in mean],
-        std=[float(v) for v in std],
-        n_bins=data.n_bins,
-        n_frames=data.n_frames,
+        epochs_run=len(history),
     )
-    save_bundle(bundle_dir, model=model, meta=meta)
-    history_json = json.dumps(history, indent=2).encode()
-    storage.write_bytes_atomic(storage.join(bundle_dir, HISTORY), history_json)
-    return TrainResult(bundle_dir=bundle_dir, history=history, best_epoch=int(best["epoch"]),
-                       classes=data.classes, epochs_run=len(history))

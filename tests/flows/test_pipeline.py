@@ -40,6 +40,10 @@ def test_pipeline_runs_end_to_end_then_everything_is_cached(
         "evaluate": "complete",
         "champion": "complete",
     }
+    changed = {
+        r.stage: r.state for r in pipeline_status(small_config(tmp_path, "features.n_mels=16"))
+    }
+    assert (changed["extract"], changed["augment"], changed["train"]) == ("stale", "stale", "stale")
 
 
 def test_retrain_processes_only_new_clips_and_gates_promotion(

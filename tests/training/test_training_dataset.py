@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SyntheticFactory, synthetic_feature, synthetic_manifest
+from synthetic_store import synthetic, synthetic_feature, synthetic_manifest
 
+from melflow.config import PipelineConfig
 from melflow.errors import MelflowError, StoreError
 from melflow.features.extract import feature_store_url
 from melflow.features.store import ArraySpec, RowStore, StoreLayout
@@ -115,8 +116,8 @@ def test_stopping_early_does_not_hang(two_selections: list[Selection]) -> None:
     iterator.close()  # joins the prefetch thread
 
 
-def test_normalization_stats_equal_numpy(synthetic: SyntheticFactory) -> None:
-    cfg, manifest = synthetic(per_class=11, n_classes=3)
+def test_normalization_stats_equal_numpy(small_cfg: PipelineConfig) -> None:
+    cfg, manifest = synthetic(small_cfg, per_class=11, n_classes=3)
     store = RowStore(feature_store_url(cfg))
     classes = class_names(manifest)
     train = select_split(store, manifest=manifest, split="train", feature="logmel", classes=classes)
@@ -141,8 +142,8 @@ def test_constant_bins_get_unit_std(tmp_path: Path) -> None:
     np.testing.assert_array_equal(std, [1.0, 1.0])
 
 
-def test_select_split_labels_and_missing_clips(synthetic: SyntheticFactory) -> None:
-    cfg, manifest = synthetic(per_class=10, n_classes=3)
+def test_select_split_labels_and_missing_clips(small_cfg: PipelineConfig) -> None:
+    cfg, manifest = synthetic(small_cfg, per_class=10, n_classes=3)
     store = RowStore(feature_store_url(cfg))
     classes = class_names(manifest)
     assert classes == ["c0", "c1", "c2"]
@@ -166,26 +167,34 @@ def test_class_names_need_two_classes() -> None:
         class_names(synthetic_manifest(classes=["only"], per_class=5))
 
 
-def test_select_augmented_keeps_variants_of_train_clips(tmp_path: Path) -> None:
-    manifest = synthetic_manifest(classes=["a", "b"], per_class=5)
+def test_select_augmented_keeps_variants_of_current_train_clips(tmp_path: Path) -> None:
+    old = synthetic_manifest(classes=["a", "b"], per_class=5)
     store = RowStore(str(tmp_path / "aug"))
-    columns = ("clip_id", "label", "split", "source_clip_id")
-    store.ensure(
-        StoreLayout(arrays=(ArraySpec("logmel", (2, 3), "float32"),), columns=columns, chunk_rows=4)
+    columns = ("clip_id", "label", "split", "sha256", "source_clip_id")
+    layout = StoreLayout(
+        arrays=(ArraySpec("logmel", (2, 3), "float32"),), columns=columns, chunk_rows=4
     )
+    store.ensure(layout)
+    # variants of every clip, as if all had been train clips when augmented
     items = [
         {
             "key": f"{c}~v{v}",
             "clip_id": f"{c}~v{v}",
             "label": label,
             "split": "train",
+            "sha256": sha,
             "source_clip_id": c,
         }
-        for c, label in zip(manifest["clip_id"], manifest["label"], strict=True)
+        for c, label, sha in zip(old["clip_id"], old["label"], old["sha256"], strict=True)
         for v in range(2)
     ]
     store.append(items, columns=columns)
+    manifest = old.copy()
+    changed = manifest.index[manifest["split"] == "train"][0]
+    manifest.loc[changed, "sha256"] = "f" * 64  # the file was edited since
     sel = select_augmented(store, manifest=manifest, feature="logmel", classes=["a", "b"])
     train_ids = set(manifest.loc[manifest["split"] == "train", "clip_id"])
-    assert len(sel) == 2 * len(train_ids)
-    assert {k.split("~")[0] for k in sel.keys} == train_ids
+    expected = train_ids - {manifest.at[changed, "clip_id"]}
+    assert len(sel) == 2 * len(expected)
+    assert {k.split("~")[0] for k in sel.keys} == expected
+    assert [k[0] for k in sel.keys] == [["a", "b"][i] for i in sel.labels]

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import SyntheticFactory, with_overrides
+from synthetic_store import synthetic, with_overrides, write_synthetic_store
 
+from melflow.config import PipelineConfig
 from melflow.errors import StoreError
 from melflow.features.extract import feature_store_url
 from melflow.features.store import RowStore
@@ -45,8 +46,8 @@ def _assert_same_weights(a: str, b: str) -> None:
         assert torch.equal(wa[key], wb[key]), key
 
 
-def test_training_learns_and_writes_a_bundle(synthetic: SyntheticFactory, tmp_path: Path) -> None:
-    cfg, manifest = synthetic(*FAST, "train.epochs=6", "train.lr=0.003", per_class=30)
+def test_training_learns_and_writes_a_bundle(small_cfg: PipelineConfig, tmp_path: Path) -> None:
+    cfg, manifest = synthetic(small_cfg, *FAST, "train.epochs=6", "train.lr=0.003", per_class=30)
     epochs: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     result = train_model(
@@ -90,8 +91,25 @@ def test_training_learns_and_writes_a_bundle(synthetic: SyntheticFactory, tmp_pa
     assert history == result.history
 
 
-def test_finished_run_is_not_trained_again(synthetic: SyntheticFactory, tmp_path: Path) -> None:
-    cfg, manifest = synthetic(*FAST, "train.epochs=2", per_class=8)
+def test_augmented_rows_join_the_train_batches(small_cfg: PipelineConfig, tmp_path: Path) -> None:
+    cfg, manifest = synthetic(small_cfg, *FAST, "train.epochs=1", per_class=8)
+    url = str(tmp_path / "augmented")
+    write_synthetic_store(cfg, manifest, url=url, variants=2)
+    n_train = int((manifest["split"] == "train").sum())
+    for use, rows in ((True, 3 * n_train), (False, n_train)):
+        steps: list[dict[str, Any]] = []
+        train_model(
+            cfg=with_overrides(cfg, f"train.use_augmented={str(use).lower()}"),
+            manifest=manifest,
+            run_dir=str(tmp_path / str(use)),
+            augmented_store_url=url,
+            on_step=steps.append,
+        )
+        assert steps[0]["steps"] == math.ceil(rows / 16)
+
+
+def test_finished_run_is_not_trained_again(small_cfg: PipelineConfig, tmp_path: Path) -> None:
+    cfg, manifest = synthetic(small_cfg, *FAST, "train.epochs=2", per_class=8)
     first = train_model(cfg=cfg, manifest=manifest, run_dir=str(tmp_path / "run"))
     calls: list[dict[str, Any]] = []
     again = train_model(
@@ -103,9 +121,10 @@ def test_finished_run_is_not_trained_again(synthetic: SyntheticFactory, tmp_path
         train_model(cfg=other, manifest=manifest, run_dir=str(tmp_path / "run"))
 
 
-def test_early_stopping_on_val_macro_f1(synthetic: SyntheticFactory, tmp_path: Path) -> None:
+def test_early_stopping_on_val_macro_f1(small_cfg: PipelineConfig, tmp_path: Path) -> None:
     # a vanishing LR cannot improve val macro-F1, so training stops after 1 + patience epochs
     cfg, manifest = synthetic(
+        small_cfg,
         *FAST,
         "train.epochs=20",
         "train.patience=2",
@@ -138,9 +157,9 @@ def test_early_stopping_on_val_macro_f1(synthetic: SyntheticFactory, tmp_path: P
     ],
 )
 def test_options_are_deterministic(
-    synthetic: SyntheticFactory, tmp_path: Path, options: tuple[str, ...]
+    small_cfg: PipelineConfig, tmp_path: Path, options: tuple[str, ...]
 ) -> None:
-    cfg, manifest = synthetic(*FAST, "train.epochs=3", *options, per_class=8)
+    cfg, manifest = synthetic(small_cfg, *FAST, "train.epochs=3", *options, per_class=8)
     a = train_model(cfg=cfg, manifest=manifest, run_dir=str(tmp_path / "a"))
     b = train_model(cfg=cfg, manifest=manifest, run_dir=str(tmp_path / "b"))
     assert a.history == b.history
@@ -157,12 +176,18 @@ def test_class_weights_are_inverse_frequency() -> None:
     np.testing.assert_allclose(weights.numpy(), [4 / 9, 4 / 3, 0.0], rtol=1e-6)
 
 
-def test_warm_start_copies_matching_tensors(synthetic: SyntheticFactory, tmp_path: Path) -> None:
-    cfg, manifest = synthetic(*FAST, "train.epochs=1", per_class=8, n_classes=3)
+def test_warm_start_copies_matching_tensors(small_cfg: PipelineConfig, tmp_path: Path) -> None:
+    cfg, manifest = synthetic(small_cfg, *FAST, "train.epochs=1", per_class=8, n_classes=3)
     source = train_model(cfg=cfg, manifest=manifest, run_dir=str(tmp_path / "src"))
     state = _weights(source.bundle_dir)
     cfg4, manifest4 = synthetic(
-        *FAST, "train.epochs=1", "train.lr=1e-12", "train.scheduler=none", per_class=8, n_classes=4
+        small_cfg,
+        *FAST,
+        "train.epochs=1",
+        "train.lr=1e-12",
+        "train.scheduler=none",
+        per_class=8,
+        n_classes=4,
     )
     warm = train_model(
         cfg=cfg4, manifest=manifest4, run_dir=str(tmp_path / "warm"), init_state=state
@@ -193,14 +218,15 @@ train_model(cfg=cfg, manifest=pd.read_parquet(sys.argv[2]), run_dir=sys.argv[3])
 
 @pytest.mark.integration
 def test_resume_after_sigkill_gives_identical_weights(
-    synthetic: SyntheticFactory, tmp_path: Path
+    small_cfg: PipelineConfig, tmp_path: Path
 ) -> None:
     cfg, manifest = synthetic(
-        "train.model.channels=[16,32]",
-        "train.epochs=5",
-        "train.batch_size=16",
+        small_cfg,
+        *FAST,
+        "train.epochs=4",
+        "train.batch_size=8",
         "train.spec_augment.enabled=true",
-        per_class=40,
+        per_class=16,
     )
     cfg_path, manifest_path = tmp_path / "cfg.json", tmp_path / "manifest.parquet"
     cfg_path.write_text(json.dumps(cfg.model_dump(mode="json")))
