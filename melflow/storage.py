@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from melflow.digest import digest_of
 
@@ -38,6 +37,11 @@ def absolute(path: str) -> str:
     return path if is_url(path) else os.path.abspath(path)
 
 
+def _local(path: str) -> str:
+    """A local path without its optional ``file://`` prefix."""
+    return path.removeprefix("file://")
+
+
 def join(base: str, *parts: str) -> str:
     """Join path segments with ``/`` for URLs and the OS separator for local paths."""
     if is_url(base):
@@ -57,11 +61,15 @@ def _fresh(path: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]
 
 
 def exists(path: str, storage_options: dict[str, Any] | None = None) -> bool:
+    if not is_url(path):  # markers are checked per batch: skip fsspec's dispatch locally
+        return os.path.exists(_local(path))
     fs, p = _fresh(path, storage_options)
     return bool(fs.exists(p))
 
 
 def read_bytes(path: str, storage_options: dict[str, Any] | None = None) -> bytes:
+    if not is_url(path):
+        return Path(_local(path)).read_bytes()
     fs, p = filesystem(path, storage_options)
     return bytes(fs.cat_file(p))
 
@@ -74,17 +82,18 @@ def write_bytes_atomic(
     Local files are written to a temporary sibling and renamed; object stores make a
     single PUT atomic already.
     """
-    fs, p = filesystem(path, storage_options)
-    if isinstance(fs, LocalFileSystem):
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{p}.{uuid.uuid4().hex}.partial"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    else:
+    if is_url(path):
+        fs, p = filesystem(path, storage_options)
         fs.pipe_file(p, data)
+        return
+    path = _local(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.partial"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    # The rename gives atomicity; no fsync: Zarr's chunk writes are not synced either, so a
+    # synced marker could not vouch for more than the data it marks.
+    os.replace(tmp, path)
 
 
 def listdir_names(path: str, storage_options: dict[str, Any] | None = None) -> list[str]:

@@ -176,7 +176,10 @@ def probe(path: str, *, fs: Any = None) -> AudioInfo:
 
 def to_mono(y: np.ndarray) -> np.ndarray:
     """Average channels: ``(n_samples, channels)`` -> ``(n_samples,)``."""
-    return y.mean(axis=1, dtype=np.float32) if y.ndim == 2 else y.astype(np.float32, copy=False)
+    if y.ndim == 2:
+        # A mono file needs no reduction: its only column is the signal.
+        return y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
+    return y.astype(np.float32, copy=False)
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
