@@ -57,7 +57,7 @@ def _print_summary(summary: object) -> None:
     console.print(table)
 
 
-def _print_next_steps(cfg: object) -> None:
+def _print_next_steps(cfg: object, profile: str) -> None:
     from melflow.config import PipelineConfig
     from melflow.registry import tracking_uri
 
@@ -65,9 +65,9 @@ def _print_next_steps(cfg: object) -> None:
     uri = tracking_uri(cfg)
     console.print(
         f"\nMLflow UI:      [bold]mlflow ui --backend-store-uri {uri} --host 127.0.0.1[/]\n"
-        f"Registry:       [bold]melflow models list -p {cfg.name}[/]  |  "
-        f"[bold]melflow models show champion -p {cfg.name}[/]\n"
-        f"Status:         [bold]melflow status -p {cfg.name}[/]"
+        f"Registry:       [bold]melflow models list -p {profile}[/]  |  "
+        f"[bold]melflow models show champion -p {profile}[/]\n"
+        f"Status:         [bold]melflow status -p {profile}[/]"
     )
 
 
@@ -144,7 +144,7 @@ def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: Dask
 
     summary = run_quietly(lambda: pipeline_flow(cfg))
     _print_summary(summary)
-    _print_next_steps(cfg)
+    _print_next_steps(cfg, profile)
 
 
 @app.command()

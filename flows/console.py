@@ -46,8 +46,9 @@ def quiet_runtime(verbose: bool = False) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     level = "INFO" if verbose else "WARNING"
-    # distributed applies its own logging config on import; this is the knob it reads.
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level.lower())
+    # distributed applies its own logging config on import; this is the knob it reads. Its
+    # warnings at cluster shutdown ("worker still alive, killing") are routine, not news.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "error")
     for name in ("distributed", "mlflow", "alembic", "httpx", "numba"):
         logging.getLogger(name).setLevel(level)
     prefect_level = "INFO" if verbose else "CRITICAL"
