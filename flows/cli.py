@@ -67,7 +67,8 @@ def _print_next_steps(cfg: object, profile: str) -> None:
         f"\nMLflow UI:      [bold]mlflow ui --backend-store-uri {uri} --host 127.0.0.1[/]\n"
         f"Registry:       [bold]melflow models list -p {profile}[/]  |  "
         f"[bold]melflow models show champion -p {profile}[/]\n"
-        f"Status:         [bold]melflow status -p {profile}[/]"
+        f"Status:         [bold]melflow status -p {profile}[/]",
+        soft_wrap=True,  # commands stay on one line, ready to copy
     )
 
 
