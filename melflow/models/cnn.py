@@ -34,33 +34,22 @@ def _pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(2, ceil_mode=True)
 
 
-def _cnn_features(cfg: ModelConfig, n_convs: int) -> nn.Sequential:
+def _plain_features(
+    cfg: ModelConfig, n_convs: int, *, relu_before_norm: bool, block_dropout: bool
+) -> nn.Sequential:
+    """Blocks of ``n_convs`` convolutions, each followed by ReLU and BatchNorm (in the
+    family's order), then 2x2 max pooling and, for the seed's CNN, spatial dropout."""
     layers: list[nn.Module] = []
     c_in = 1
     for c_out in cfg.channels:
         for _ in range(n_convs):
-            layers += [
-                _conv(c_in, c_out, kernel_size=cfg.kernel_size),
-                nn.ReLU(inplace=True),
-                nn.BatchNorm2d(c_out),
-            ]
-            c_in = c_out
-        layers += [_pool(), nn.Dropout2d(cfg.dropout)]
-    return nn.Sequential(*layers)
-
-
-def _vgg_features(cfg: ModelConfig, n_convs: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    c_in = 1
-    for c_out in cfg.channels:
-        for _ in range(n_convs):
-            layers += [
-                _conv(c_in, c_out, kernel_size=cfg.kernel_size),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            ]
+            act, norm = nn.ReLU(inplace=True), nn.BatchNorm2d(c_out)
+            pair = (act, norm) if relu_before_norm else (norm, act)
+            layers += [_conv(c_in, c_out, kernel_size=cfg.kernel_size), *pair]
             c_in = c_out
         layers.append(_pool())
+        if block_dropout:
+            layers.append(nn.Dropout2d(cfg.dropout))
     return nn.Sequential(*layers)
 
 
@@ -144,8 +133,12 @@ def build_model(cfg: ModelConfig, *, n_classes: int, n_bins: int) -> nn.Module:
     if n_bins < 1:
         raise ParameterError(f"n_bins must be positive, got {n_bins}")
     n_convs = cfg.convs_per_block or DEFAULT_CONVS_PER_BLOCK[cfg.arch]
-    builders = {"cnn": _cnn_features, "vgg": _vgg_features, "resnet": _resnet_features}
-    return SpectrogramClassifier(builders[cfg.arch](cfg, n_convs), cfg=cfg, n_classes=n_classes)
+    if cfg.arch == "resnet":
+        features = _resnet_features(cfg, n_convs)
+    else:  # the seed's CNN is conv-ReLU-BN with dropout per block; VGG is conv-BN-ReLU
+        cnn = cfg.arch == "cnn"
+        features = _plain_features(cfg, n_convs, relu_before_norm=cnn, block_dropout=cnn)
+    return SpectrogramClassifier(features, cfg=cfg, n_classes=n_classes)
 
 
 def count_parameters(model: nn.Module) -> int:
