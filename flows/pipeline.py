@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from prefect import Task, flow
@@ -112,7 +111,7 @@ def _augment(cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResu
 
 def _champion_init(cfg: PipelineConfig) -> str | None:
     """The champion's bundle, downloaded beside the runs, to fine-tune from (if any)."""
-    return champion_bundle(cfg=cfg, dest=str(Path(run_dir(cfg, "champion")).parent / "_champion"))
+    return champion_bundle(cfg=cfg, dest=run_dir(cfg, "_champion"))
 
 
 def _train(

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from conftest import manifest_for, small_config, tone
+from stores import assert_same_store, store_arrays
 
 from melflow.audio.io import load_clip
 from melflow.augment.offline import (
@@ -45,11 +46,6 @@ def split_manifest(root: Path) -> pd.DataFrame:
     m["split"] = np.select([i % 6 == 0, i % 6 == 1], ["test", "val"], "train")
     m["group"] = [f"g{k // 3}" for k in i]
     return normalize(m)
-
-
-def store_arrays(url: str) -> dict[str, np.ndarray]:
-    root = RowStore(url).group()
-    return {name: root[name][:] for name in root.array_keys()}
 
 
 def test_only_train_clips_outside_held_out_groups_are_augmented(
@@ -124,7 +120,7 @@ def test_same_seed_gives_identical_variants_and_another_seed_differs(
         result = augment_features(
             manifest=manifest_for(Path(cfg.corpus.root)), cfg=cfg, client=dask_client_inproc
         )
-        arrays[name] = store_arrays(result.store_url)
+        arrays[name] = store_arrays(RowStore(result.store_url))
     assert arrays["a"].keys() == arrays["b"].keys() == set(["logmel", KEY, *AUGMENT_COLUMNS])
     for name in arrays["a"]:
         np.testing.assert_array_equal(arrays["a"][name], arrays["b"][name], err_msg=name)
@@ -151,13 +147,13 @@ def test_rerun_is_cached_and_new_train_clips_are_appended_alone(
     redone = augment_features(manifest=manifest, cfg=small_cfg, client=dask_client_inproc)
     assert (redone.cached, redone.batches_computed) == (False, 0)
 
-    before = store_arrays(first.store_url)
+    before = store_arrays(RowStore(first.store_url))
     generate_demo_corpus(root=small_corpus, per_class=13, sr=16000)  # +6 train clips
     grown = augment_features(
         manifest=manifest_for(small_corpus), cfg=small_cfg, client=dask_client_inproc
     )
     assert grown.rows == first.rows + 6 and grown.batches_computed == 1
-    after = store_arrays(first.store_url)
+    after = store_arrays(RowStore(first.store_url))
     rows = before["logmel"].shape[0]
     for name in before:
         np.testing.assert_array_equal(after[name][:rows], before[name], err_msg=name)
@@ -322,7 +318,4 @@ def test_sigkill_mid_augmentation_resumes_to_an_identical_store(
     clean = augment_features(
         manifest=manifest_for(Path(clean_cfg.corpus.root)), cfg=clean_cfg, client=dask_client_inproc
     )
-    a, b = store_arrays(resumed.store_url), store_arrays(clean.store_url)
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert_same_store(RowStore(resumed.store_url), RowStore(clean.store_url))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import manifest_for, small_config
+from stores import assert_same_store
 
 from melflow.audio.io import load_clip
 from melflow.config import PipelineConfig
@@ -18,11 +19,6 @@ from melflow.features.extract import clip_key, extract_features, feature_store_u
 from melflow.features.spectral import compute_features
 from melflow.features.store import KEY, RowStore
 from melflow.parallel import dask_client
-
-
-def store_arrays(url: str) -> dict[str, np.ndarray]:
-    root = RowStore(url).group()
-    return {name: root[name][:] for name in root.array_keys()}
 
 
 def test_local_cluster_matches_single_process_reference(
@@ -121,7 +117,4 @@ def test_sigkill_mid_extraction_resumes_to_an_identical_store(
     clean = extract_features(
         manifest=manifest_for(Path(clean_cfg.corpus.root)), cfg=clean_cfg, client=dask_client_inproc
     )
-    a, b = store_arrays(resumed.store_url), store_arrays(clean.store_url)
-    assert a.keys() == b.keys()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert_same_store(RowStore(resumed.store_url), RowStore(clean.store_url))
