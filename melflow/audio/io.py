@@ -7,7 +7,7 @@ carried by :class:`~melflow.errors.AudioError`, so ingest can quarantine it with
 from __future__ import annotations
 
 import io
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from melflow.audio import wav
 from melflow.errors import AudioError, ParameterError
 
 MIN_SOURCE_SR = 1000
@@ -75,24 +76,6 @@ def file_bytes(path: str, *, fs: Any = None) -> bytes:
         raise AudioError("unreadable", f"{path}: {exc}") from exc
 
 
-def _wav_data_truncated(data: bytes) -> bool:
-    """True when a RIFF/WAVE ``data`` chunk declares more bytes than the file holds.
-
-    libsndfile silently clamps such files to the bytes present, so a clip cut off by an
-    interrupted copy would otherwise pass as a valid, shorter one.
-    """
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return False
-    pos = 12
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"data":
-            # Streaming writers leave 0 or 0xFFFFFFFF when the length was unknown.
-            return size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data)
-        pos += 8 + size + (size & 1)
-    return False
-
-
 def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
     """Decode the bytes of an audio file to float32 samples and its rate in Hz.
 
@@ -135,7 +118,7 @@ def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
         except (RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
             raise AudioError("corrupt", f"{name}: {exc}") from exc
     # MP3 frame counts are estimates for VBR streams, so only exact formats are checked.
-    if (fmt != "MP3" and y.shape[0] < declared) or (fmt == "WAV" and _wav_data_truncated(data)):
+    if (fmt != "MP3" and y.shape[0] < declared) or (fmt == "WAV" and wav.data_truncated(data)):
         raise AudioError("corrupt", f"{name}: truncated, only {y.shape[0]} frames present")
     if y.shape[0] == 0:
         raise AudioError("no_samples", f"{name}: decodes to 0 samples")
@@ -218,37 +201,67 @@ def load_clip(
     np.ndarray
         float32 waveform, shape ``(round(sr * duration_s),)``, at ``sr`` Hz.
     """
-    n_samples = round(sr * duration_s)
-    y, orig_sr = (
-        read_audio(path, fs=fs) if fs is not None else _read_local(path, sr, n_samples, crop)
-    )
-    mono = resample(to_mono(y), orig_sr=orig_sr, target_sr=sr)
-    return fix_length(mono, n_samples=n_samples, crop=crop)
+    return load_clips([path], sr=sr, duration_s=duration_s, crop=crop, fs=fs)[0]
 
 
-def _read_local(
-    path: str, sr: int, n_samples: int, crop: Literal["start", "center"]
-) -> tuple[np.ndarray, int]:
-    """Read a local file that ingest already vetted, straight from disk.
+def load_clips(
+    paths: Sequence[str],
+    *,
+    sr: int,
+    duration_s: float,
+    crop: Literal["start", "center"] = "start",
+    fs: Any = None,
+) -> np.ndarray:
+    """Decode a batch of clips (as :func:`load_clip`) into one array.
 
-    Only the kept head is decoded when no resampling or centring needs the rest, which
-    gives exactly what a full read followed by :func:`fix_length` gives.
+    Returns
+    -------
+    np.ndarray
+        float32 waveforms, shape ``(len(paths), round(sr * duration_s))``, at ``sr`` Hz.
     """
+    y = np.zeros((len(paths), round(sr * duration_s)), dtype=np.float32)
+    for row, path in zip(y, paths, strict=True):
+        if fs is None:
+            _read_local_into(path, row, sr=sr, crop=crop)
+        else:
+            source, orig_sr = read_audio(path, fs=fs)
+            row[:] = _fit(source, orig_sr=orig_sr, sr=sr, crop=crop, n_samples=len(row))
+    return y
+
+
+def _fit(
+    y: np.ndarray, *, orig_sr: int, sr: int, crop: Literal["start", "center"], n_samples: int
+) -> np.ndarray:
+    """Downmix, resample and pad/crop decoded ``(n_samples, channels)`` samples."""
+    return fix_length(
+        resample(to_mono(y), orig_sr=orig_sr, target_sr=sr), n_samples=n_samples, crop=crop
+    )
+
+
+def _read_local_into(
+    path: str, out: np.ndarray, *, sr: int, crop: Literal["start", "center"]
+) -> None:
+    """Decode a local file that ingest already vetted into the zero-filled row ``out``.
+
+    The file is read with one system call; mono 16-bit PCM WAVs at ``sr`` are converted
+    with numpy, anything else is decoded by libsndfile from those bytes (only the kept
+    head when no resampling or centring needs the rest). Every path gives exactly what a
+    full decode followed by :func:`fix_length` gives.
+    """
+    data = file_bytes(path)
+    pcm = wav.pcm16_mono(data, sr=sr)
+    if pcm is not None:
+        if not len(pcm):
+            raise AudioError("no_samples", f"{path}: decodes to 0 samples")
+        np.multiply(fix_length(pcm, n_samples=len(out), crop=crop), wav.PCM16_SCALE, out=out)
+        return
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(io.BytesIO(data)) as f:
             orig_sr = int(f.samplerate)
-            frames = n_samples if orig_sr == sr and crop == "start" else -1
-            y = f.read(frames=frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        # libsndfile reports a missing or unreadable file as a decoding error: tell them apart.
-        reason = (
-            "corrupt"
-            if os.access(path, os.R_OK)
-            else "missing"
-            if not os.path.exists(path)
-            else "unreadable"
-        )
-        raise AudioError(reason, f"{path}: {exc}") from exc
-    if y.shape[0] == 0:
+            head = orig_sr == sr and crop == "start"
+            y = f.read(frames=len(out) if head else -1, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError("corrupt", f"{path}: {exc}") from exc
+    if not len(y):
         raise AudioError("no_samples", f"{path}: decodes to 0 samples")
-    return y, orig_sr
+    out[:] = _fit(y, orig_sr=orig_sr, sr=sr, crop=crop, n_samples=len(out))

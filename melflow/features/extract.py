@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from distributed import Client
 
 from melflow import storage
-from melflow.audio.io import load_clip
+from melflow.audio.io import load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.spectral import compute_features, feature_shapes
@@ -116,13 +115,12 @@ def extract_batch(
     fs = None
     if batch.items and storage.is_url(batch.items[0]["path"]):
         fs, _ = storage.filesystem(batch.items[0]["path"], source_options)
-    y = np.stack(
-        [
-            load_clip(
-                item["path"], sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, fs=fs
-            )
-            for item in batch.items
-        ]
+    y = load_clips(
+        [item["path"] for item in batch.items],
+        sr=audio.sr,
+        duration_s=audio.duration_s,
+        crop=audio.crop,
+        fs=fs,
     )
     arrays = compute_features(y, sr=audio.sr, cfg=features)
     store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=STORED_COLUMNS)

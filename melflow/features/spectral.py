@@ -1,7 +1,7 @@
 """Spectral features as pure array -> array functions, batched over leading axes.
 
 All functions accept ``y`` of shape ``(..., n_samples)`` and return ``(..., n_bins, n_frames)``
-with ``n_frames = 1 + n_samples // hop_length`` (centred frames, reflect padding as librosa).
+with ``n_frames = 1 + n_samples // hop_length`` (centred frames, zero padding as librosa).
 Decibel scaling uses ``ref=1.0`` and clips at ``max - top_db`` **per clip**, so a clip's
 features never depend on which other clips share its batch.
 """
@@ -19,6 +19,10 @@ from melflow.config import FeatureKind, FeaturesConfig
 from melflow.errors import ParameterError
 
 AMIN = 1e-10
+# Clips per STFT block in compute_features: the frame, spectrum and power temporaries of
+# 8 one-second clips (~1.5 MB each) stay in cache, while a whole batch of 64 spills to
+# memory and runs ~1.8x slower on this kind of CPU.
+BLOCK_CLIPS = 8
 
 
 def n_frames(n_samples: int, *, hop_length: int) -> int:
@@ -67,9 +71,10 @@ def _power_tf(
     pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
     padded = np.pad(y.astype(np.float32, copy=False), pad)
     frames = sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
-    spectrum = scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1)
+    spectrum = scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1, overwrite_x=True)
     # |z|**2 straight from the parts: no square root for the (usual) power spectrogram.
-    energy = np.square(spectrum.real) + np.square(spectrum.imag)
+    energy = np.square(spectrum.real)
+    energy += np.square(spectrum.imag)
     return energy if power == 2.0 else energy ** (power / 2.0)
 
 
@@ -146,14 +151,29 @@ def feature_shapes(*, n_samples: int, cfg: FeaturesConfig) -> dict[FeatureKind, 
 def compute_features(
     y: np.ndarray, *, sr: int, cfg: FeaturesConfig
 ) -> dict[FeatureKind, np.ndarray]:
-    """Every kind in ``cfg.kinds`` for a batch ``y`` of shape ``(batch, n_samples)``.
+    """Every kind in ``cfg.kinds`` for a batch ``y`` of shape ``(..., n_samples)``.
 
     Returns
     -------
     dict
-        ``kind -> float32 array (batch, n_bins, n_frames)``; the STFT is computed once
-        and shared by all kinds.
+        ``kind -> float32 array (..., n_bins, n_frames)``. Clips are processed
+        :data:`BLOCK_CLIPS` at a time; within a block the STFT is computed once and
+        shared by all kinds.
     """
+    clips = y.reshape(-1, y.shape[-1])
+    shapes = feature_shapes(n_samples=y.shape[-1], cfg=cfg)
+    out = {kind: np.empty((len(clips), *shape), np.float32) for kind, shape in shapes.items()}
+    for start in range(0, len(clips), BLOCK_CLIPS):
+        block = slice(start, start + BLOCK_CLIPS)
+        for kind, values in _block_features(clips[block], sr=sr, cfg=cfg).items():
+            out[kind][block] = values
+    return {kind: values.reshape(*y.shape[:-1], *shapes[kind]) for kind, values in out.items()}
+
+
+def _block_features(
+    y: np.ndarray, *, sr: int, cfg: FeaturesConfig
+) -> dict[FeatureKind, np.ndarray]:
+    """:func:`compute_features` of a ``(clips, n_samples)`` block, sharing one STFT."""
     S_tf = _power_tf(
         y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, power=cfg.power
     )

@@ -39,6 +39,8 @@ from melflow.parallel import run_batches
 
 META = "_melflow"
 KEY = "key"
+MAX_OPEN_STORES = 16
+_WRITABLE: dict[str, dict[str, zarr.Array]] = {}
 
 
 @dataclass(frozen=True)
@@ -252,8 +254,8 @@ class RowStore:
 
         ``arrays[name]`` has shape ``(len(batch.items), *row_shape)``.
         """
-        root = self.group("r+")
-        chunk = int(str(root.attrs["chunk_rows"]))
+        targets = self._writable(batch.start + len(batch.items))
+        chunk = targets[KEY].chunks[0]
         region = slice(batch.start, batch.start + chunk)
         n = len(batch.items)
         blocks: dict[str, np.ndarray] = {}
@@ -262,17 +264,33 @@ class RowStore:
                 raise StoreError(
                     f"batch {batch.index}: {name} has {values.shape[0]} rows, expected {n}"
                 )
-            target = _array(root, name)
+            target = targets[name]
             blocks[name] = np.zeros((chunk, *target.shape[1:]), dtype=target.dtype)
             blocks[name][:n] = values
         for column in (KEY, *columns):
             texts = [str(item[column]) for item in batch.items] + [""] * (chunk - n)
             blocks[column] = np.array(texts, dtype=object)
         # One event-loop round trip for all arrays: their chunks encode and land concurrently.
-        sync(_set_all([(_array(root, name), block) for name, block in blocks.items()], region))
+        sync(_set_all([(targets[name], block) for name, block in blocks.items()], region))
         storage.write_bytes_atomic(
             self._meta("done", f"{batch.index:08d}"), b"", self.storage_options
         )
+
+    def _writable(self, n_rows: int) -> dict[str, zarr.Array]:
+        """Open handles on every array, valid for writing the first ``n_rows`` rows.
+
+        Handles are kept per store URL in this process: reopening the group and each
+        array's metadata cost as much as encoding a batch. A store's URL names its layout
+        and its arrays only grow, so a handle stays valid until a batch lies past its end.
+        """
+        targets = _WRITABLE.get(self.zarr_url)
+        if targets is None or any(a.shape[0] < n_rows for a in targets.values()):
+            root = self.group("r+")
+            targets = {name: _array(root, name) for name in root.array_keys()}
+            if len(_WRITABLE) >= MAX_OPEN_STORES:
+                _WRITABLE.clear()
+            _WRITABLE[self.zarr_url] = targets
+        return targets
 
     def mark_complete(self, digest: str, info: dict[str, Any]) -> None:
         storage.write_bytes_atomic(
