@@ -48,6 +48,20 @@ def test_write_batch_pads_the_chunk_and_marks_it_done(store: RowStore) -> None:
     assert batches[1].items == store.batch(1).items
 
 
+def test_writes_after_the_store_grew_reach_the_new_rows(store: RowStore) -> None:
+    # The first write keeps open array handles; the append then grows the arrays under them.
+    store.append(items(*"abcd"), columns=("label",))
+    store.write_batch(store.batch(0), {"x": np.ones((4, 2, 3))}, columns=("label",))
+    store.append(items(*"abcdef"), columns=("label",))
+    values = np.full((2, 2, 3), 7.0)
+    store.write_batch(store.batch(1), {"x": values}, columns=("label",))
+    root = store.group()
+    assert root["x"].shape == (8, 2, 3)
+    np.testing.assert_array_equal(root["x"][3:6], [np.ones((2, 3)), *values])
+    assert list(root[KEY][3:8]) == ["d", "e", "f", "", ""]
+    assert store.pending_batches() == []
+
+
 def test_wrong_row_count_and_foreign_layout_are_refused(store: RowStore, tmp_path: Path) -> None:
     store.append(items(*"ab"), columns=("label",))
     with pytest.raises(StoreError, match="expected 2"):

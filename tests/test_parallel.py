@@ -1,0 +1,66 @@
+"""Batch runner and cluster set-up: grouped tasks, progress, failures, worker allocator."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+from distributed import Client
+
+from melflow.config import DaskConfig
+from melflow.parallel import (
+    BatchFailuresError,
+    SteadyAllocator,
+    batches_per_task,
+    dask_client,
+    run_batches,
+    tune_allocator,
+)
+
+
+def rows_of(index: int, *, scale: int) -> int:
+    if index == 13:
+        raise ValueError("batch 13 is broken")
+    return index * scale
+
+
+@pytest.mark.parametrize(
+    ("n_batches", "workers", "expected"),
+    [(1, 2, 1), (31, 2, 1), (32, 2, 2), (160, 2, 4), (10_000, 2, 4), (160, 16, 1)],
+)
+def test_batches_per_task_keeps_eight_tasks_per_worker_up_to_four_batches(
+    n_batches: int, workers: int, expected: int
+) -> None:
+    assert batches_per_task(n_batches, workers=workers) == expected
+
+
+def test_run_batches_groups_batches_and_reports_rows_per_task(dask_client_inproc: Any) -> None:
+    done: list[int] = []
+    indices = list(range(40))  # 2 worker threads -> 2 batches per task, 20 tasks
+    rows = run_batches(
+        dask_client_inproc, rows_of, indices[:13], kwargs={"scale": 3}, on_done=done.append
+    )
+    assert rows == 3 * sum(range(13))
+    assert sorted(done) == sorted([3 * i for i in range(13)])  # 13 batches: one per task
+    done.clear()
+    with pytest.raises(BatchFailuresError, match="1 of 20 tasks failed") as info:
+        run_batches(
+            dask_client_inproc,
+            rows_of,
+            indices,
+            kwargs={"scale": 1},
+            on_done=done.append,
+            retries=0,
+        )
+    assert "batch 13 is broken" in str(info.value)
+    assert len(done) == 19 and sum(done) == sum(range(40)) - 12 - 13
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mallopt tuning is glibc-only")
+def test_local_cluster_workers_run_with_the_steady_allocator() -> None:
+    assert tune_allocator() is True
+    with dask_client(DaskConfig(n_workers=1)) as client:
+        assert isinstance(client, Client)
+        plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert [SteadyAllocator.name in names for names in plugins.values()] == [True]
