@@ -13,6 +13,8 @@ from melflow.features.spectral import (
     compute_features,
     feature_shapes,
     logmel,
+    mel_bands,
+    mel_basis,
     mfcc_from_logmel,
     n_frames,
     power_to_db,
@@ -93,3 +95,19 @@ def test_power_to_db_floor_and_errors() -> None:
         power_to_db(S, top_db=-1)
     with pytest.raises(ParameterError):
         mfcc_from_logmel(np.zeros((4, 10)), n_mfcc=5)
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "n_mels"), [(22050, 1024, 64), (8000, 256, 40), (16000, 512, 13)]
+)
+def test_banded_filterbank_equals_the_dense_one(
+    rng: np.random.Generator, sr: int, n_fft: int, n_mels: int
+) -> None:
+    kwargs = {"sr": sr, "n_fft": n_fft, "n_mels": n_mels, "fmin": 0.0, "fmax": None}
+    basis, bands = mel_basis(**kwargs), mel_bands(**kwargs)
+    dense = np.zeros_like(basis)
+    for mels, bins, weights in bands:
+        dense[mels, bins] = weights.T
+    np.testing.assert_array_equal(dense, basis)  # nothing outside the blocks is dropped
+    stored = sum(weights.size for _, _, weights in bands)
+    assert stored < 0.5 * basis.size
