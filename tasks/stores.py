@@ -26,6 +26,7 @@ class Fill(Protocol):
         manifest: Any,
         cfg: PipelineConfig,
         client: Client,
+        digest: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> FillResult: ...
 
@@ -58,4 +59,10 @@ def fill_stage(
         return done
     manifest = read_manifest(manifest_path, storage_options=cfg.paths.storage_options)
     with cluster_client(cfg.dask) as client:
-        return fill(manifest=manifest, cfg=cfg, client=client, on_progress=reporter(stage))
+        return fill(
+            manifest=manifest,
+            cfg=cfg,
+            client=client,
+            digest=manifest_digest,
+            on_progress=reporter(stage),
+        )

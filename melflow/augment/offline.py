@@ -239,6 +239,7 @@ def augment_features(
     manifest: pd.DataFrame,
     cfg: PipelineConfig,
     client: Client,
+    digest: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> AugmentResult:
     """Augment and featurize every train clip of ``manifest`` the store lacks; resume the rest.
@@ -251,6 +252,8 @@ def augment_features(
         ``augment``, ``audio``, ``features``, ``corpus.extensions`` and ``paths`` are used.
     client : distributed.Client
         Where batches run; workers receive the store URL and a batch index only.
+    digest : str, optional
+        The manifest's digest as ingest returned it; computed from ``manifest`` if omitted.
     on_progress : callable, optional
         ``on_progress(done_variants, total_variants)`` after each batch.
 
@@ -264,7 +267,7 @@ def augment_features(
     ConfigError
         A background-noise folder that is missing or empty, before any work.
     """
-    digest = manifest_digest(manifest)
+    digest = digest or manifest_digest(manifest)
     done = cached_augmentation(cfg=cfg, manifest_digest=digest)
     if done is not None:
         return done

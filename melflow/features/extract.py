@@ -89,14 +89,14 @@ def feature_store_url(cfg: PipelineConfig) -> str:
 def manifest_items(manifest: pd.DataFrame) -> list[dict[str, Any]]:
     """One store item per usable clip (sorted by ``clip_id``): key, columns and path."""
     rows = ok_rows(manifest)
-    return [
-        {
-            KEY: clip_key(r.clip_id, r.sha256),
-            "path": r.path,
-            **{c: getattr(r, c) for c in FEATURE_COLUMNS},
-        }
-        for r in rows.itertuples(index=False)
+    fields = (KEY, "path", *FEATURE_COLUMNS)
+    keys = [
+        clip_key(c, s)
+        for c, s in zip(rows["clip_id"].tolist(), rows["sha256"].tolist(), strict=True)
     ]
+    columns = [keys, *(rows[name].tolist() for name in fields[1:])]
+    # One dict per row from zipped column lists: several times faster than itertuples.
+    return [dict(zip(fields, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def extract_batch(
@@ -146,6 +146,7 @@ def extract_features(
     manifest: pd.DataFrame,
     cfg: PipelineConfig,
     client: Client,
+    digest: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExtractResult:
     """Extract every usable clip of ``manifest`` that the store lacks; resume unfinished batches.
@@ -158,10 +159,12 @@ def extract_features(
         ``audio``, ``features`` and ``paths`` are used.
     client : distributed.Client
         Where batches run; workers receive the store URL and a batch index only.
+    digest : str, optional
+        The manifest's digest as ingest returned it; computed from ``manifest`` if omitted.
     on_progress : callable, optional
         ``on_progress(done_clips, total_clips)`` after each batch, for a progress bar.
     """
-    digest = manifest_digest(manifest)
+    digest = digest or manifest_digest(manifest)
     done = cached_extraction(cfg=cfg, manifest_digest=digest)
     if done is not None:
         return done
