@@ -145,7 +145,8 @@ def optional_sections(
 
 def _shown(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}"
+        # Three significant digits below 1: a cached rerun takes well under a millisecond.
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
