@@ -151,4 +151,17 @@ def batches_per_task(n_batches: int, *, workers: int) -> int:
 
 
 def _run_group(indices: list[int], *, fn: Callable[..., int], kwargs: dict[str, Any]) -> int:
-    return sum(fn(index, **kwargs) for index in indices)
+    """Run a task's batches in order; one failing batch does not stop the others.
+
+    Each batch that succeeds writes its marker, so only the failed ones stay pending;
+    the first failure is raised once all were tried.
+    """
+    rows, failures = 0, []
+    for index in indices:
+        try:
+            rows += fn(index, **kwargs)
+        except Exception as exc:  # any batch error: reported by run_batches with the rest
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    return rows

@@ -18,8 +18,11 @@ from melflow.parallel import (
     tune_allocator,
 )
 
+RAN: list[int] = []
+
 
 def rows_of(index: int, *, scale: int) -> int:
+    RAN.append(index)
     if index == 13:
         raise ValueError("batch 13 is broken")
     return index * scale
@@ -55,6 +58,14 @@ def test_run_batches_groups_batches_and_reports_rows_per_task(dask_client_inproc
         )
     assert "batch 13 is broken" in str(info.value)
     assert len(done) == 19 and sum(done) == sum(range(40)) - 12 - 13
+
+
+def test_a_failing_batch_does_not_stop_the_rest_of_its_task(dask_client_inproc: Any) -> None:
+    RAN.clear()
+    indices = list(range(64))  # 2 worker threads -> 4 batches per task: 13 shares with 12-15
+    with pytest.raises(BatchFailuresError, match="1 of 16 tasks failed"):
+        run_batches(dask_client_inproc, rows_of, indices, kwargs={"scale": 1}, retries=0)
+    assert sorted(RAN) == indices  # 14 and 15 still ran (and wrote their markers)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt tuning is glibc-only")
