@@ -316,7 +316,7 @@ class RowStore:
         return index.loc[wanted].reset_index()
 
 
-async def _resize_all(arrays: list[Any], n_rows: int) -> None:
+async def _resize_all(arrays: list[zarr.Array], n_rows: int) -> None:
     # Shrinking is never asked for, so no chunk outside the new shape needs deleting.
     await asyncio.gather(
         *(
