@@ -1,7 +1,8 @@
 """``make bench``: every benchmark against its baseline in one run.
 
 Writes ``bench/results/<UTC timestamp>.json`` (keys as in DESIGN.md section 6) and
-``bench/results/latest.md``, and replaces the table between the README's bench markers.
+``bench/results/latest.md``, and replaces the table between the bench markers of
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from melflow.manifest import ok_rows
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 WORK = ROOT / "data" / "bench"
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+TABLE_START, TABLE_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def corpus_config(name: str, per_class: int) -> PipelineConfig:
@@ -151,7 +152,7 @@ def _shown(value: Any) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The README table: one row per figure, with the baseline it is compared to."""
+    """The table of docs/benchmarks.md: one row per figure, with its baseline."""
     rows = [("section", "figure", "value")]
     for name, values in results.items():
         if not isinstance(values, dict) or name == "machine":
@@ -168,14 +169,15 @@ def markdown(results: dict[str, Any]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def update_readme(table: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if README_START not in text:
+def update_docs(table: str) -> None:
+    """Replace the table between the bench markers of docs/benchmarks.md."""
+    page = ROOT / "docs" / "benchmarks.md"
+    text = page.read_text()
+    if TABLE_START not in text:
         return
-    before, rest = text.split(README_START, 1)
-    _, after = rest.split(README_END, 1)
-    readme.write_text(f"{before}{README_START}\n{table}{README_END}{after}")
+    before, rest = text.split(TABLE_START, 1)
+    _, after = rest.split(TABLE_END, 1)
+    page.write_text(f"{before}{TABLE_START}\n{table}{TABLE_END}{after}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     (RESULTS / ("latest-quick.md" if args.quick else "latest.md")).write_text(table)
     if not args.quick:
-        update_readme(table)
+        update_docs(table)
     print(table)
     print(f"results: {out}")
     return 0
