@@ -11,7 +11,7 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast lint bench bench-quick clean
+.PHONY: help install deps-system run test test-fast lint bench bench-quick clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -25,10 +25,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv (torch CPU first, then melflow[dev]); idempotent
 
+deps-system: ## Debian packages the tests use (chromium renders report.html); needs root
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "chromium missing and not root: its report test will be skipped" >&2; fi; }
+
 run: install ## Run the whole pipeline on the built-in demo corpus (PROFILE=default)
 	$(BIN)/melflow run --profile $(PROFILE)
 
-test: install ## Run the full test suite (what CI runs)
+test: install deps-system ## Run the full test suite (what CI runs)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: install ## Unit tests only (no slow or integration tests)

@@ -27,6 +27,7 @@ class Evaluation:
     report_path: str
     predictions_path: str
     figures: dict[str, str]
+    html_path: str = ""  # absent from summaries written before report.html existed
 
 
 def eval_dir(bundle_dir: str, split: str) -> str:
@@ -54,7 +55,7 @@ def evaluate_task(
     bundle_dir: str,
     split: str = "test",
 ) -> Evaluation:
-    """Score the bundle on ``split``; writes report JSON, predictions CSV and figures."""
+    """Score the bundle on ``split``; writes report JSON and HTML, predictions CSV, figures."""
     done = finished_evaluation(bundle_dir, split)
     if done is not None:
         return done
@@ -68,6 +69,7 @@ def evaluate_task(
         report_path=result.report_path,
         predictions_path=result.predictions_path,
         figures=result.figures,
+        html_path=result.html_path,
     )
     summary = json.dumps(asdict(evaluation), default=str).encode()
     storage.write_bytes_atomic(str(Path(out, SUMMARY_FILE)), summary)

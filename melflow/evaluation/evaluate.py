@@ -7,6 +7,8 @@ Outputs in ``out_dir``::
     confusion_matrix.png    counts, coloured by recall
     training_curves.png     loss and validation scores per epoch (if the bundle has a history)
     spectrograms.png        STFT dB beside log-mel of one clip per class of the split
+    report.html             all of the above in one self-contained page, with players for
+                            the most confident mistakes (see :mod:`.report`)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from melflow.evaluation.figures import (
     training_curves_figure,
 )
 from melflow.evaluation.metrics import classification_report
+from melflow.evaluation.report import ReportClip, render_report, worst_misclassified
 from melflow.features.extract import clip_key, feature_store_url
 from melflow.features.store import RowStore
 from melflow.manifest import ok_rows
@@ -36,6 +39,7 @@ from melflow.models.bundle import HISTORY, ModelMeta, load_bundle, predict_featu
 from melflow.training.dataset import ChunkBatches, select_split
 
 EVAL_BATCH = 256
+WORST_CLIPS = 8  # players in report.html: enough to spot a pattern, ~60 KB per 1 s clip
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class EvalResult:
     figures: dict[str, str] = field(default_factory=dict)
     report_path: str = ""
     predictions_path: str = ""
+    html_path: str = ""
 
 
 def _check_features(cfg: PipelineConfig, meta: ModelMeta) -> None:
@@ -72,6 +77,26 @@ def _examples(
         (label, load_clip(str(paths[label]), sr=a.sr, duration_s=a.duration_s, crop=a.crop))
         for label in classes
         if label in paths
+    ]
+
+
+def _worst_clips(
+    cfg: PipelineConfig, rows: pd.DataFrame, predictions: pd.DataFrame
+) -> list[ReportClip]:
+    """The most confident mistakes, decoded as extraction did, for the report's players."""
+    worst = worst_misclassified(predictions, n=WORST_CLIPS)
+    paths = dict(zip(rows["clip_id"], rows["path"], strict=True))
+    a = cfg.audio
+    return [
+        ReportClip(
+            clip_id=str(r.clip_id),
+            label=str(r.label),
+            pred=str(r.pred),
+            confidence=float(r.confidence),
+            p_true=float(r.p_true),
+            y=load_clip(str(paths[r.clip_id]), sr=a.sr, duration_s=a.duration_s, crop=a.crop),
+        )
+        for r in worst.itertuples()
     ]
 
 
@@ -161,10 +186,27 @@ def evaluate_bundle(
     predictions.to_csv(predictions_path, index=False)
     report_path = out / "report.json"
     storage.write_bytes_atomic(str(report_path), json.dumps(report, indent=2).encode())
+    html_path = str(out / "report.html")
+    page = render_report(
+        report=report,
+        figures=figures,
+        worst=_worst_clips(cfg, rows, predictions),
+        sr=cfg.audio.sr,
+        title=f"{cfg.name}: evaluation on the {split} split",
+        details={
+            "profile": cfg.name,
+            "split": split,
+            "bundle": bundle_dir,
+            "model": f"{meta.model.get('arch', 'cnn')} on {meta.feature}",
+            "classes": str(len(meta.classes)),
+        },
+    )
+    storage.write_bytes_atomic(html_path, page.encode("utf-8"))
     return EvalResult(
         report=report,
         predictions=predictions,
         figures=figures,
         report_path=str(report_path),
         predictions_path=predictions_path,
+        html_path=html_path,
     )

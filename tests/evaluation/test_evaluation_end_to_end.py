@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser import render
 
 from melflow.config import PipelineConfig, apply_overrides, validate_config
 from melflow.errors import ConfigError
@@ -58,6 +59,13 @@ def test_small_profile_end_to_end(
     )
     assert set(result.figures) == {"confusion_matrix", "training_curves", "spectrograms"}
     assert all(Path(p).stat().st_size > 10_000 for p in result.figures.values())
+
+    page = Path(result.html_path)
+    assert page.parent == tmp_path / "eval"
+    wrong = int((predictions["label"] != predictions["pred"]).sum())
+    assert page.read_text().count("<audio ") == min(wrong, 8)
+    assert page.read_text().count("data:image/png;base64,") == 3
+    assert render(page, workdir=tmp_path).console == []
 
     other = validate_config(
         apply_overrides(small_cfg.model_dump(mode="json"), ["features.n_mels=16"])
