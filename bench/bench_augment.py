@@ -14,7 +14,7 @@ import librosa
 import numpy as np
 import pandas as pd
 
-from bench.bench_extract import per_second
+from bench.timing import timed
 from melflow.audio.io import probe
 from melflow.augment.offline import augment_features
 from melflow.config import PipelineConfig, load_config
@@ -109,7 +109,10 @@ def bench_augment(*, corpus_dir: str, n_clips: int, workers: int) -> dict[str, f
         manifest = train_manifest(cfg, n_clips)
         paths = list(manifest["path"])
         naive_loop(paths[:WARMUP_CLIPS], cfg)
-        naive = per_second(len(paths) * VARIANTS_PER_CLIP, lambda: naive_loop(paths, cfg))
+        variants = len(paths) * VARIANTS_PER_CLIP
+        naive = timed(lambda: naive_loop(paths, cfg)).figures(
+            "naive_variants_per_s", value=lambda s: variants / s
+        )
 
         warm_cfg = bench_config(
             corpus_dir=corpus_dir, data_dir=str(Path(tmp, "warm")), workers=workers
@@ -128,10 +131,11 @@ def bench_augment(*, corpus_dir: str, n_clips: int, workers: int) -> dict[str, f
             def run() -> None:
                 rows[0] = augment_features(manifest=manifest, cfg=cfg, client=client).rows
 
-            melflow = per_second(len(paths) * VARIANTS_PER_CLIP, run)
-        assert rows[0] == len(paths) * VARIANTS_PER_CLIP
+            key = f"melflow_{workers}w_variants_per_s"
+            melflow = timed(run).figures(key, value=lambda s: variants / s)
+        assert rows[0] == variants
     return {
-        "naive_variants_per_s": naive,
-        f"melflow_{workers}w_variants_per_s": melflow,
-        f"ratio_vs_naive_{workers}w": melflow / naive,
+        **naive,
+        **melflow,
+        f"ratio_vs_naive_{workers}w": melflow[key] / naive["naive_variants_per_s"],
     }

@@ -6,17 +6,14 @@ whole process tree (client + workers) sampled every 50 ms.
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import librosa
 import numpy as np
@@ -24,6 +21,7 @@ import pandas as pd
 import psutil
 import soundfile as sf
 
+from bench.timing import Timing, spread, timed
 from melflow.config import FeaturesConfig, PipelineConfig, load_config
 from melflow.features.extract import extract_features
 from melflow.features.spectral import compute_features
@@ -59,22 +57,6 @@ def peak_rss_mb() -> Iterator[list[float]]:
         thread.join()
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    """Seconds ``fn`` takes, after a full garbage collection.
-
-    Earlier benchmarks leave garbage behind; a gen-2 collection landing inside a
-    sub-second timing would add ~0.1 s that belongs to them.
-    """
-    gc.collect()
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def per_second(n: int, fn: Callable[[], Any]) -> float:
-    return n / timed(fn)
-
-
 def naive_loop(paths: list[str], cfg: PipelineConfig) -> None:
     f = cfg.features
     for path in paths:
@@ -96,17 +78,19 @@ def warm_worker() -> None:
 
 
 def timed_extract(manifest: pd.DataFrame, cfg: PipelineConfig, workers: int) -> dict[str, float]:
-    """Cold extraction on a warm cluster of ``workers`` processes; returns clips/s and peak RSS."""
+    """Cold extractions on a warm cluster of ``workers`` processes: clips/s and peak RSS."""
     digest = manifest_digest(manifest)  # as the pipeline gets it from ingest
-    shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
     with dask_client(cfg.dask.model_copy(update={"n_workers": workers})) as client:
         client.run(warm_worker)
         with peak_rss_mb() as peak:
-            rate = per_second(
-                len(manifest),
+            timing = timed(
                 lambda: extract_features(manifest=manifest, cfg=cfg, client=client, digest=digest),
+                setup=lambda: shutil.rmtree(cfg.paths.data_dir, ignore_errors=True),
             )
-    return {"clips_per_s": rate, "peak_rss_mb": peak[0]}
+    return {
+        **timing.figures("clips_per_s", value=lambda s: len(manifest) / s),
+        "peak_rss_mb": peak[0],
+    }
 
 
 def cache_fractions(
@@ -116,45 +100,64 @@ def cache_fractions(
 
     The incremental run brings the store of ``manifest`` up to date with ``grown``
     (``manifest`` plus 10 % new clips); it is compared with extracting ``grown`` from
-    scratch, the work it saves.
+    scratch, the work it saves. Each repeat is one cold -> cached -> incremental sequence
+    and one from-scratch run; fractions are taken within a repeat.
     """
 
-    def extract(m: pd.DataFrame) -> float:
+    def extract(m: pd.DataFrame) -> Timing:
         digest = manifest_digest(m)  # as the pipeline gets it from ingest
-        return timed(lambda: extract_features(manifest=m, cfg=cfg, client=client, digest=digest))
+        return timed(
+            lambda: extract_features(manifest=m, cfg=cfg, client=client, digest=digest), repeats=1
+        )
 
+    def fresh() -> None:
+        shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
+
+    runs: dict[str, list[float]] = {"full": [], "cold": [], "cached": [], "incremental": []}
     with dask_client(cfg.dask.model_copy(update={"n_workers": 2})) as client:
         client.run(warm_worker)
-        shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
-        full = extract(grown)
-        shutil.rmtree(cfg.paths.data_dir, ignore_errors=True)
-        cold, cached, incremental = extract(manifest), extract(manifest), extract(grown)
-    return {
-        "cold_s": cold,
-        "cached_rerun_s": cached,
-        "cached_rerun_fraction": cached / cold,
-        "full_grown_s": full,
-        "incremental_10pct_s": incremental,
-        "incremental_10pct_fraction": incremental / full,
+        for _ in range(3):
+            fresh()
+            runs["full"].append(extract(grown).median)
+            fresh()
+            for name, m in (("cold", manifest), ("cached", manifest), ("incremental", grown)):
+                runs[name].append(extract(m).median)
+    fractions = {
+        "cached_rerun_fraction": [c / w for c, w in zip(runs["cached"], runs["cold"], strict=True)],
+        "incremental_10pct_fraction": [
+            i / f for i, f in zip(runs["incremental"], runs["full"], strict=True)
+        ],
     }
+    keys = {"cold": "cold_s", "cached": "cached_rerun_s", "full": "full_grown_s"}
+    keys["incremental"] = "incremental_10pct_s"
+    out: dict[str, float] = {}
+    for name, key in keys.items():
+        out.update(spread(key, runs[name]))
+    for key, values in fractions.items():
+        out.update(spread(key, values))
+    return out
 
 
 def bench_extract(
     *, manifest: pd.DataFrame, cfg: PipelineConfig, naive_clips: int = 2000
 ) -> dict[str, float]:
-    """The ``extract`` section of the results JSON (same corpus, same run)."""
+    """The ``extract`` section of the results JSON (same corpus, same run), medians of 3."""
     sample = list(manifest["path"][:naive_clips])
     naive_loop(sample[:20], cfg)  # librosa's first call compiles and caches; time steady state
-    naive = per_second(len(sample), lambda: naive_loop(sample, cfg))
-    floor = per_second(len(sample), lambda: decode_floor(sample))
+    naive = timed(lambda: naive_loop(sample, cfg)).figures(
+        "naive_clips_per_s", value=lambda s: len(sample) / s
+    )
+    floor = timed(lambda: decode_floor(sample)).figures(
+        "io_floor_clips_per_s", value=lambda s: len(sample) / s
+    )
     one = timed_extract(manifest, cfg, 1)
     two = timed_extract(manifest, cfg, 2)
     return {
-        "naive_clips_per_s": naive,
-        "melflow_1w_clips_per_s": one["clips_per_s"],
-        "melflow_2w_clips_per_s": two["clips_per_s"],
-        "io_floor_clips_per_s": floor,
-        "ratio_vs_naive_2w": two["clips_per_s"] / naive,
+        **naive,
+        **{k.replace("clips", "melflow_1w_clips"): v for k, v in one.items() if "clips" in k},
+        **{k.replace("clips", "melflow_2w_clips"): v for k, v in two.items() if "clips" in k},
+        **floor,
+        "ratio_vs_naive_2w": two["clips_per_s"] / naive["naive_clips_per_s"],
         "scaling_2w_over_1w": two["clips_per_s"] / one["clips_per_s"],
         "peak_rss_mb": two["peak_rss_mb"],
     }
