@@ -158,11 +158,20 @@ def probe(path: str, *, fs: Any = None) -> AudioInfo:
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:
-    """Average channels: ``(n_samples, channels)`` -> ``(n_samples,)``."""
-    if y.ndim == 2:
-        # A mono file needs no reduction: its only column is the signal.
-        return y[:, 0] if y.shape[1] == 1 else y.mean(axis=1, dtype=np.float32)
-    return y.astype(np.float32, copy=False)
+    """Average channels: ``(n_samples, channels)`` -> float32 ``(n_samples,)``.
+
+    Columns are added and the sum scaled once: ``y.mean(axis=1)`` reduces along the short
+    axis and costs ~2 ms per 4 s stereo clip, twice the time to decode it.
+    """
+    if y.ndim == 1:
+        return y.astype(np.float32, copy=False)
+    if y.shape[1] == 1:
+        return y[:, 0].astype(np.float32, copy=False)
+    total = np.add(y[:, 0], y[:, 1], dtype=np.float32)
+    for c in range(2, y.shape[1]):
+        total += y[:, c]
+    total *= np.float32(1 / y.shape[1])
+    return total
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -186,6 +195,10 @@ def fix_length(
     return np.pad(y, pad)
 
 
+Span = tuple[float, float]
+"""``(offset_s, duration_s)``: a window of a source file, in seconds."""
+
+
 def load_clip(
     path: str,
     *,
@@ -193,15 +206,16 @@ def load_clip(
     duration_s: float,
     crop: Literal["start", "center"] = "start",
     fs: Any = None,
+    span: Span | None = None,
 ) -> np.ndarray:
-    """Decode, downmix, resample and pad/crop one clip.
+    """Decode, downmix, resample and pad/crop one clip (or one window of a file).
 
     Returns
     -------
     np.ndarray
         float32 waveform, shape ``(round(sr * duration_s),)``, at ``sr`` Hz.
     """
-    return load_clips([path], sr=sr, duration_s=duration_s, crop=crop, fs=fs)[0]
+    return load_clips([path], sr=sr, duration_s=duration_s, crop=crop, fs=fs, spans=[span])[0]
 
 
 def load_clips(
@@ -211,57 +225,86 @@ def load_clips(
     duration_s: float,
     crop: Literal["start", "center"] = "start",
     fs: Any = None,
+    spans: Sequence[Span | None] | None = None,
 ) -> np.ndarray:
     """Decode a batch of clips (as :func:`load_clip`) into one array.
+
+    Each file is read with one system call (consecutive windows of one file share that
+    read); WAVs in a layout :func:`melflow.audio.wav.layout` knows are converted and
+    downmixed with numpy, anything else is decoded by libsndfile from those bytes. Only
+    the kept frames are decoded when no resampling needs the rest. Every path gives what
+    ``librosa.load(path, sr=sr, mono=True, offset=..., duration=...)`` (soxr HQ) followed
+    by :func:`fix_length` gives, within 1e-6.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Local paths, or paths on ``fs`` (an fsspec filesystem).
+    spans : sequence of Span or None, optional
+        Per path, the ``(offset_s, duration_s)`` window to read; ``None`` (or no
+        ``spans``) reads the whole file.
 
     Returns
     -------
     np.ndarray
         float32 waveforms, shape ``(len(paths), round(sr * duration_s))``, at ``sr`` Hz.
+
+    Raises
+    ------
+    AudioError
+        With reason ``missing``, ``unreadable``, ``corrupt`` or ``no_samples``.
     """
-    y = np.zeros((len(paths), round(sr * duration_s)), dtype=np.float32)
-    for row, path in zip(y, paths, strict=True):
-        if fs is None:
-            _read_local_into(path, row, sr=sr, crop=crop)
-        else:
-            source, orig_sr = read_audio(path, fs=fs)
-            row[:] = _fit(source, orig_sr=orig_sr, sr=sr, crop=crop, n_samples=len(row))
+    n_samples = round(sr * duration_s)
+    y = np.zeros((len(paths), n_samples), dtype=np.float32)
+    last: tuple[str, bytes] = ("", b"")
+    for row, path, span in zip(y, paths, spans or [None] * len(paths), strict=True):
+        if path != last[0]:
+            last = (path, file_bytes(path, fs=fs))
+        source, orig_sr = _decode_mono(last[1], name=path, span=span, keep=(sr, n_samples, crop))
+        row[:] = fix_length(
+            resample(source, orig_sr=orig_sr, target_sr=sr), n_samples=n_samples, crop=crop
+        )
     return y
 
 
-def _fit(
-    y: np.ndarray, *, orig_sr: int, sr: int, crop: Literal["start", "center"], n_samples: int
-) -> np.ndarray:
-    """Downmix, resample and pad/crop decoded ``(n_samples, channels)`` samples."""
-    return fix_length(
-        resample(to_mono(y), orig_sr=orig_sr, target_sr=sr), n_samples=n_samples, crop=crop
-    )
+def _frame_range(
+    total: int, *, orig_sr: int, span: Span | None, keep: tuple[int, int, str]
+) -> tuple[int, int | None]:
+    """``(start, count)`` of the source frames that a clip needs (``None``: to the end).
 
-
-def _read_local_into(
-    path: str, out: np.ndarray, *, sr: int, crop: Literal["start", "center"]
-) -> None:
-    """Decode a local file that ingest already vetted into the zero-filled row ``out``.
-
-    The file is read with one system call; mono 16-bit PCM WAVs at ``sr`` are converted
-    with numpy, anything else is decoded by libsndfile from those bytes (only the kept
-    head when no resampling or centring needs the rest). Every path gives exactly what a
-    full decode followed by :func:`fix_length` gives.
+    A window reads its own frames. Without resampling, only the frames that
+    :func:`fix_length` keeps are read, which gives the very same samples.
     """
-    data = file_bytes(path)
-    pcm = wav.pcm16_mono(data, sr=sr)
-    if pcm is not None:
-        if not len(pcm):
-            raise AudioError("no_samples", f"{path}: decodes to 0 samples")
-        np.multiply(fix_length(pcm, n_samples=len(out), crop=crop), wav.PCM16_SCALE, out=out)
-        return
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            orig_sr = int(f.samplerate)
-            head = orig_sr == sr and crop == "start"
-            y = f.read(frames=len(out) if head else -1, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError("corrupt", f"{path}: {exc}") from exc
+    if span is not None:
+        offset_s, length_s = span
+        return round(offset_s * orig_sr), round(length_s * orig_sr)
+    sr, n_samples, crop = keep
+    if orig_sr != sr or total <= n_samples:
+        return 0, None
+    return ((total - n_samples) // 2 if crop == "center" else 0), n_samples
+
+
+def _decode_mono(
+    data: bytes, *, name: str, span: Span | None, keep: tuple[int, int, str]
+) -> tuple[np.ndarray, int]:
+    """The mono float32 samples a clip needs from a file's bytes, and the file's rate in Hz."""
+    if not data:
+        raise AudioError("empty_file", f"{name}: 0 bytes")
+    layout = wav.layout(data)
+    if layout is not None:
+        start, count = _frame_range(layout.frames, orig_sr=layout.sr, span=span, keep=keep)
+        y, orig_sr = wav.mono(data, layout, start=start, frames=count), layout.sr
+    else:
+        try:
+            with sf.SoundFile(io.BytesIO(data)) as f:
+                orig_sr = int(f.samplerate)
+                start, count = _frame_range(int(f.frames), orig_sr=orig_sr, span=span, keep=keep)
+                if start:
+                    f.seek(min(start, int(f.frames)))
+                frames = -1 if count is None else count
+                y = to_mono(f.read(frames=frames, dtype="float32", always_2d=True))
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioError("corrupt", f"{name}: {exc}") from exc
     if not len(y):
-        raise AudioError("no_samples", f"{path}: decodes to 0 samples")
-    out[:] = _fit(y, orig_sr=orig_sr, sr=sr, crop=crop, n_samples=len(out))
+        raise AudioError("no_samples", f"{name}: decodes to 0 samples")
+    return y, orig_sr

@@ -1,4 +1,4 @@
-"""RIFF/WAVE parsing and the batch decoder: the 16-bit PCM fast path equals libsndfile."""
+"""RIFF/WAVE parsing and the batch decoder: the numpy WAV decoder equals libsndfile."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import tone
 
 from melflow.audio.io import fix_length, load_clips, resample, to_mono
-from melflow.audio.wav import PCM16_SCALE, chunks, data_truncated, pcm16_mono
+from melflow.audio.wav import chunks, data_truncated, layout, mono
 from melflow.errors import AudioError
 
 SR = 16000
@@ -32,47 +32,61 @@ def with_chunk_before_data(data: bytes, chunk: bytes, payload: bytes) -> bytes:
     return b"RIFF" + riff_size + data[8:start] + extra + body
 
 
-def test_pcm16_fast_path_gives_libsndfile_samples_exactly(rng: np.random.Generator) -> None:
-    y = (rng.uniform(-1, 1, 999) * 0.9).astype(np.float32)
-    data = with_chunk_before_data(encoded(y), b"LIST", b"odd")
-    pcm = pcm16_mono(data, sr=SR)
-    assert pcm is not None and pcm.dtype == np.int16 and pcm.shape == (999,)
-    reference, _ = sf.read(io.BytesIO(data), dtype="float32")
-    np.testing.assert_array_equal(pcm * PCM16_SCALE, reference)
-    extensible = pcm16_mono(encoded(y, fmt="WAVEX"), sr=SR)
-    assert extensible is not None
-    np.testing.assert_array_equal(extensible, pcm)
+LAYOUTS = [
+    # (subtype, channels, bit-identical to libsndfile + a float32 mean)
+    ("PCM_16", 1, True),
+    ("PCM_16", 2, True),
+    ("PCM_24", 1, True),
+    ("PCM_24", 2, True),
+    ("PCM_24", 4, False),  # the integer sum is exact, float32 partial sums are not
+    ("PCM_24", 3, False),  # one rounding apart: the sum is scaled by 1/3 once
+    ("PCM_32", 2, False),  # libsndfile rounds each channel to float32 before the mean
+    ("FLOAT", 1, True),
+    ("FLOAT", 2, True),
+    ("FLOAT", 6, False),
+    ("DOUBLE", 2, True),
+]
+
+
+@pytest.mark.parametrize(("subtype", "channels", "exact"), LAYOUTS)
+def test_numpy_decoder_gives_libsndfile_samples(
+    rng: np.random.Generator, subtype: str, channels: int, exact: bool
+) -> None:
+    y = (rng.uniform(-1, 1, (999, channels)) * 0.9).astype(np.float32)
+    data = with_chunk_before_data(encoded(y, 44100, subtype=subtype), b"LIST", b"odd")
+    wav = layout(data)
+    assert wav is not None
+    assert (wav.channels, wav.sr, wav.frames) == (channels, 44100, 999)
+    reference = to_mono(sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0])
+    got = mono(data, wav)
+    assert got.dtype == np.float32 and got.shape == (999,)
+    if exact:
+        np.testing.assert_array_equal(got, reference)
+    else:
+        np.testing.assert_allclose(got, reference, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(mono(data, wav, start=100, frames=50), got[100:150])
+    np.testing.assert_array_equal(mono(data, wav, start=990, frames=50), got[990:])
+    extensible = layout(encoded(y, 44100, subtype=subtype, fmt="WAVEX"))
+    assert extensible is not None and extensible.tag == wav.tag
 
 
 @pytest.mark.parametrize(
     "case",
-    [
-        "other_rate",
-        "stereo",
-        "pcm24",
-        "float",
-        "flac",
-        "truncated",
-        "streamed",
-        "not_riff",
-        "short_fmt",
-    ],
+    ["pcm8", "ulaw", "flac", "truncated", "streamed", "not_riff", "short_fmt"],
 )
-def test_pcm16_fast_path_declines_everything_else(case: str) -> None:
+def test_numpy_decoder_declines_everything_else(case: str) -> None:
     y = tone(440.0, sr=SR, duration_s=0.1)
     good = encoded(y)
     data = {
-        "other_rate": encoded(y, 8000),
-        "stereo": encoded(np.stack([y, y], axis=1)),
-        "pcm24": encoded(y, subtype="PCM_24"),
-        "float": encoded(y, subtype="FLOAT"),
+        "pcm8": encoded(y, subtype="PCM_U8"),
+        "ulaw": encoded(y, subtype="ULAW"),
         "flac": encoded(y, fmt="FLAC"),
         "truncated": good[:-100],
         "streamed": good[:40] + b"\0\0\0\0" + good[44:],
         "not_riff": b"RIFX" + good[4:],
         "short_fmt": b"RIFF\x10\x00\x00\x00WAVEfmt \x10\x00\x00\x00garbage",
     }[case]
-    assert pcm16_mono(data, sr=SR) is None
+    assert layout(data) is None
     assert data_truncated(data) == (case == "truncated")
 
 
