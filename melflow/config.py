@@ -335,6 +335,19 @@ class RegistryConfig(_Section):
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
 
 
+class SweepConfig(_Section):
+    """``melflow sweep``: the grid of ``train.*`` values whose every combination is trained.
+
+    Checked by :mod:`melflow.sweep.grid` when a sweep starts (fields, values, combinations).
+    """
+
+    grid: dict[str, tuple[Any, ...]] = Field(
+        default_factory=dict,
+        description="Dotted train.* field -> values, e.g. {train.model.arch: [cnn, vgg]}.",
+    )
+    latency_repeats: int = Field(20, ge=1, le=10_000, description="Timed passes per latency.")
+
+
 class PipelineConfig(_Section):
     """The whole pipeline; sections added by later stages default to sensible values."""
 
@@ -347,6 +360,7 @@ class PipelineConfig(_Section):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     registry: RegistryConfig = RegistryConfig()
+    sweep: SweepConfig = SweepConfig()
 
     @model_validator(mode="after")
     def _check_cross(self) -> PipelineConfig:

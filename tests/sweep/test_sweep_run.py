@@ -1,0 +1,80 @@
+"""One sweep point on a synthetic store: scores, cost, cached result, metered training."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from melflow.config import PipelineConfig
+from melflow.models.cost import count_macs
+from melflow.models.bundle import load_bundle
+from melflow.sweep.grid import grid_points, parse_axis
+from melflow.sweep.run import (
+    POINT_FILE,
+    Fold,
+    finished_point,
+    peak_memory,
+    point_digest,
+    run_point,
+    train_test_fold,
+)
+from training.synthetic_store import synthetic
+
+FAST = ("train.epochs=2", "train.batch_size=16", "train.num_threads=1")
+
+
+def test_a_point_is_trained_scored_costed_and_then_cached(
+    small_cfg: PipelineConfig, tmp_path: Path
+) -> None:
+    cfg, manifest = synthetic(small_cfg, *FAST, per_class=10)
+    (point,) = grid_points(cfg, [parse_axis("train.model.arch=vgg")])
+    digest = point_digest(point.cfg, data_digest="d", folds=["split"])
+    assert digest != point_digest(cfg, data_digest="d", folds=["split"])  # cnn is another point
+    assert digest != point_digest(point.cfg, data_digest="e", folds=["split"])
+    point_dir = str(tmp_path / "points" / digest)
+    run_fold = partial(train_test_fold, augmented_store_url=None)
+
+    result = run_point(
+        point=point,
+        digest=digest,
+        point_dir=point_dir,
+        folds=[Fold("split", manifest)],
+        run_fold=run_fold,
+        latency_repeats=2,
+    )
+    assert not result.cached and result.point == digest[:8]
+    (fold,) = result.folds
+    assert fold.fold == "split" and fold.epochs == 2
+    assert 0.0 <= fold.accuracy <= 1.0 and 0.0 <= fold.macro_f1 <= 1.0
+    assert fold.train_s > 0 and fold.peak_train_mb >= 0
+    model, meta = load_bundle(str(Path(point_dir, "fold-split", "bundle")))
+    assert result.params == sum(p.numel() for p in model.parameters())
+    assert result.macs == count_macs(model, input_shape=(1, meta.n_bins, meta.n_frames))
+    assert set(result.latency_ms) == {1, 64}
+    row = result.row()
+    assert row["train.model.arch"] == "vgg" and row["accuracy_std"] == 0.0
+    assert row["accuracy_mean"] == fold.accuracy and row["folds"] == 1
+
+    again = run_point(
+        point=point,
+        digest=digest,
+        point_dir=point_dir,
+        folds=[Fold("split", manifest)],
+        run_fold=lambda *_: (_ for _ in ()).throw(AssertionError("trained again")),
+    )
+    assert again.cached and again == result
+    assert finished_point(point_dir) == result
+    assert json.loads(Path(point_dir, POINT_FILE).read_text())["overrides"] == [
+        "train.model.arch=vgg"
+    ]
+
+
+def test_peak_memory_sees_a_large_allocation() -> None:
+    with peak_memory() as peak_mb:
+        block = np.ones(64 * 1024 * 1024 // 8)  # 64 MB, touched
+        held = peak_mb()
+        del block
+    assert held >= 50
