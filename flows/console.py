@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from melflow import secrets
 from melflow.config import PipelineConfig, load_config
 from melflow.errors import MelflowError
 from tasks.progress import set_sink
@@ -58,11 +59,12 @@ def quiet_runtime(verbose: bool = False) -> None:
     logging.getLogger("prefect").setLevel(prefect_level)
     if not verbose:
         warnings.filterwarnings("ignore")
+    secrets.install_log_scrubber()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one clear error line (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print one clear error line (no traceback, no secret of the config) and exit."""
+    err_console.print(f"[bold red]error:[/] {secrets.scrub(message)}")
     raise typer.Exit(code)
 
 

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from melflow import secrets
 from melflow.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "pipeline_config"
@@ -26,6 +35,12 @@ class _Section(BaseModel):
     """Base of every section: unknown keys are errors, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_serializer(mode="wrap", when_used="json")
+    def _redacted(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # JSON dumps leave the process (MLflow params, Prefect parameters, digests): no
+        # secret may be in them. Python-mode dumps and pickles keep the real values.
+        return secrets.redact(handler(self))
 
 
 class PathsConfig(_Section):
@@ -461,7 +476,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        given = err.get("input")
+        given = secrets.redact(err.get("input"), secret=secrets.is_secret_path(err["loc"]))
         given_text = "" if isinstance(given, dict) else f" (got {given!r})"
         lines.append(f"  - {field}: {err['msg']}{given_text}")
     return "\n".join(lines)
@@ -469,6 +484,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
 
 def validate_config(data: dict[str, Any], *, source: str = "<dict>") -> PipelineConfig:
     """Validate a raw mapping into a :class:`PipelineConfig`, raising :class:`ConfigError`."""
+    secrets.remember(secrets.secret_values(data))
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:

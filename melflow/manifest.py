@@ -17,7 +17,7 @@ import pandas as pd
 
 from melflow.digest import digest_of
 from melflow.errors import MelflowError
-from melflow.storage import write_bytes_atomic
+from melflow.storage import read_bytes, write_bytes_atomic
 
 COLUMNS: tuple[str, ...] = (
     "clip_id",
@@ -96,5 +96,8 @@ def manifest_bytes(df: pd.DataFrame) -> bytes:
 
 
 def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Read and normalize a manifest written by :func:`write_manifest`."""
-    return normalize(pd.read_parquet(path, storage_options=storage_options))
+    """Read and normalize a manifest written by :func:`write_manifest`.
+
+    ``storage_options`` apply to URLs only; a local path ignores them.
+    """
+    return normalize(pd.read_parquet(io.BytesIO(read_bytes(path, storage_options))))
