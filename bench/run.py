@@ -14,7 +14,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from bench.bench_extract import bench_extract, bench_memory, cache_fractions
+from bench.bench_extract_formats import bench_extract_formats
 from melflow.config import PipelineConfig, load_config
 from melflow.demo_corpus import generate_demo_corpus
 from melflow.ingest import ingest_corpus, load_manifest
@@ -81,8 +82,12 @@ def machine() -> dict[str, Any]:
     }
 
 
-def section(name: str, fn: Callable[[], Any], results: dict[str, Any]) -> None:
-    """Run one benchmark section; a failing optional section is reported, not fatal."""
+def section(
+    name: str, fn: Callable[[], Any], results: dict[str, Any], only: Sequence[str] = ()
+) -> None:
+    """Run one section unless ``only`` names others; a failing optional one is not fatal."""
+    if only and name not in only:
+        return
     print(f"[bench] {name} ...", flush=True)
     start = time.perf_counter()
     try:
@@ -93,7 +98,7 @@ def section(name: str, fn: Callable[[], Any], results: dict[str, Any]) -> None:
     print(f"[bench] {name} done in {time.perf_counter() - start:.0f}s: {results[name]}", flush=True)
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, only: Sequence[str] = ()) -> dict[str, Any]:
     per_class = 50 if quick else 1700  # 6 classes: 300 or 10,200 clips
     cfg = corpus_config("extract", per_class)
     manifest = manifest_of(cfg)
@@ -108,23 +113,45 @@ def run(quick: bool) -> dict[str, Any]:
     }
     naive = 300 if quick else 2000
     section(
-        "extract", lambda: bench_extract(manifest=manifest, cfg=cfg, naive_clips=naive), results
+        "extract",
+        lambda: bench_extract(manifest=manifest, cfg=cfg, naive_clips=naive),
+        results,
+        only,
     )
-    grown_cfg = corpus_config("cache", int(per_class * 1.1))
-    grown = manifest_of(grown_cfg)
     section(
         "cache",
-        lambda: cache_fractions(manifest, grown, corpus_config("cache", per_class)),
+        lambda: cache_fractions(
+            manifest,
+            manifest_of(corpus_config("cache", int(per_class * 1.1))),
+            corpus_config("cache", per_class),
+        ),
         results,
+        only,
     )
-    optional_sections(results, manifest=manifest, cfg=cfg, quick=quick)
+    section(
+        "extract_formats",
+        lambda: bench_extract_formats(
+            sources=manifest,
+            work=WORK,
+            n_clips=120 if quick else 600,
+            naive_clips=60 if quick else 200,
+        ),
+        results,
+        only,
+    )
+    optional_sections(results, manifest=manifest, cfg=cfg, quick=quick, only=only)
     if not quick:
-        section("memory", lambda: memory_sizes({"10k": 1700, "50k": 8400}), results)
+        section("memory", lambda: memory_sizes({"10k": 1700, "50k": 8400}), results, only)
     return results
 
 
 def optional_sections(
-    results: dict[str, Any], *, manifest: Any, cfg: PipelineConfig, quick: bool
+    results: dict[str, Any],
+    *,
+    manifest: Any,
+    cfg: PipelineConfig,
+    quick: bool,
+    only: Sequence[str] = (),
 ) -> None:
     """Augmentation, training and FSDD benchmarks, each from its own module."""
     from bench.bench_augment import bench_augment
@@ -136,12 +163,13 @@ def optional_sections(
         "augment",
         lambda: bench_augment(corpus_dir=cfg.corpus.root, n_clips=n_aug, workers=2),
         results,
+        only,
     )
-    section("train", lambda: bench_train(store_url=feature_store_url(cfg)), results)
+    section("train", lambda: bench_train(store_url=feature_store_url(cfg)), results, only)
     if not quick:
         from bench.bench_fsdd import bench_fsdd
 
-        section("fsdd", bench_fsdd, results)
+        section("fsdd", bench_fsdd, results, only)
 
 
 def _shown(value: Any) -> str:
@@ -183,15 +211,24 @@ def update_docs(table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small corpus, a few minutes")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=(),
+        metavar="SECTION",
+        help="run just these sections, e.g. --only extract_formats",
+    )
     args = parser.parse_args(argv)
-    results = run(args.quick)
+    results = run(args.quick, args.only)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+    # A partial run (--quick or --only) must not replace the full run's table.
+    partial = "-quick" if args.quick else "-only" if args.only else ""
+    out = RESULTS / f"{stamp}{partial}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    (RESULTS / ("latest-quick.md" if args.quick else "latest.md")).write_text(table)
-    if not args.quick:
+    (RESULTS / f"latest{partial}.md").write_text(table)
+    if not partial:
         update_docs(table)
     print(table)
     print(f"results: {out}")
