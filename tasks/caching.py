@@ -7,21 +7,35 @@ Prefect skips done work across processes and machines that share ``data_dir``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from distributed import KilledWorker
 from distributed.comm.core import CommClosedError
+from prefect import Task, task
 from prefect.client.schemas.objects import State
 from prefect.context import TaskRunContext
+from prefect.results import get_result_store
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+from prefect.transactions import get_transaction
 
 from melflow import storage
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
 
 CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str | None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _stage_key(
+    stage: str, key_of: Callable[..., str | None], parameters: dict[str, Any]
+) -> str | None:
+    key = key_of(**parameters)
+    return None if key is None else f"{stage}-{key}"
 
 
 def keyed_by(stage: str, key_of: Callable[..., str | None]) -> CacheKeyFn:
@@ -32,10 +46,48 @@ def keyed_by(stage: str, key_of: Callable[..., str | None]) -> CacheKeyFn:
     """
 
     def cache_key(_context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
-        key = key_of(**parameters)
-        return None if key is None else f"{stage}-{key}"
+        return _stage_key(stage, key_of, parameters)
 
     return cache_key
+
+
+def keyed_task(
+    stage: str, key_of: Callable[..., str | None], **options: Any
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` cached under :func:`keyed_by`'s key, with the result stored as soon as the
+    stage's output exists.
+
+    Prefect computes a task's key once, before the task runs. A key that exists only with
+    the output is ``None`` on the run that creates the output, so Prefect would store that
+    result under no key and the next run would recompute it just to store it: the task
+    would show Cached only from the third run. Writing the result under the key the moment
+    the body returns makes the second run a cache hit.
+
+    ``options`` go to :func:`prefect.task` (``name``, ``retries``, ``tags``...).
+    """
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def body(*args: P.args, **kwargs: P.kwargs) -> R:
+            result = fn(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            _remember(result, key=_stage_key(stage, key_of, dict(bound.arguments)))
+            return result
+
+        keyed = task(cache_key_fn=keyed_by(stage, key_of), persist_result=True, **options)
+        return keyed(body)
+
+    return decorate
+
+
+def _remember(result: Any, *, key: str | None) -> None:
+    transaction = get_transaction()
+    if key is None or transaction is None or transaction.key == key:
+        return  # no output, no Prefect run, or Prefect stores the result under this key itself
+    get_result_store().write(obj=result, key=key)
 
 
 def transient_only(_task: Any, _task_run: Any, state: State[Any]) -> bool:
