@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 PROFILE ?= default
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export PREFECT_LOGGING_TO_API_ENABLED := false
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 

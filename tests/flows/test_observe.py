@@ -12,6 +12,7 @@ from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 from flows.observe import (
     artifact_key,
@@ -56,7 +57,10 @@ def test_flow_run_name_parameters_tags_and_logs(
     cfg = small_config(tmp_path, "paths.storage_options={key: SECRET-ID, secret: S3CR3T}")
     logger = logging.getLogger("melflow")
     before = (logger.level, logger.propagate, list(logger.handlers))
-    with caplog.at_level(logging.WARNING):
+    with (
+        caplog.at_level(logging.WARNING),
+        temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}),
+    ):
         run_id = _toy_flow(cfg)
     run, task_runs, messages = asyncio.run(_read(run_id))
 
