@@ -43,7 +43,7 @@ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #
 .card { border: 1px solid #d6dbe3; border-radius: 8px; padding: .7rem 1.1rem; min-width: 8rem; }
 .card b { display: block; font-size: 1.7rem; }
 table { border-collapse: collapse; } th, td { padding: .3rem .7rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, .t { text-align: left; }
 tr:nth-child(even) { background: #f3f5f8; }
 .bar { display: inline-block; height: .7rem; background: #3b7dd8; vertical-align: middle; }
 .low { color: #b3261e; font-weight: 600; }
@@ -166,13 +166,14 @@ def _worst(clips: Sequence[ReportClip], *, sr: int) -> str:
     for c in clips:
         audio = _data_uri("audio/wav", wav_bytes(c.y, sr=sr))
         rows.append(
-            f"<tr><td>{_e(c.clip_id)}</td><td>{_e(c.label)}</td><td>{_e(c.pred)}</td>"
+            f'<tr><td>{_e(c.clip_id)}</td><td class="t">{_e(c.label)}</td>'
+            f'<td class="t">{_e(c.pred)}</td>'
             f"<td>{c.confidence:.3f}</td><td>{c.p_true:.3f}</td>"
             f'<td><audio controls preload="metadata" src="{audio}"></audio></td></tr>'
         )
     head = (
-        "<tr><th>clip</th><th>true</th><th>predicted</th><th>p(predicted)</th>"
-        "<th>p(true)</th><th>listen</th></tr>"
+        '<tr><th>clip</th><th class="t">true</th><th class="t">predicted</th>'
+        "<th>p(predicted)</th><th>p(true)</th><th>listen</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
 
