@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,12 +13,14 @@ from rich.table import Table
 from flows.cli_models import models_app, predict
 from flows.console import (
     DaskOpt,
+    JsonOpt,
     ProfileOpt,
     SetOpt,
     config_from_cli,
     console,
     fail,
     melflow_errors,
+    print_json,
     quiet_runtime,
     run_quietly,
 )
@@ -34,10 +38,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import melflow
+
+        console.print(f"melflow {melflow.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")
+        bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs (anywhere).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     quiet_runtime(verbose)
@@ -165,13 +183,16 @@ def retrain(
 
 
 @app.command()
-def status(profile: ProfileOpt = "default", sets: SetOpt = None) -> None:
+def status(profile: ProfileOpt = "default", sets: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Which stages are complete, partial (k of n batches), stale or missing; the champion."""
     cfg = config_from_cli(profile, sets)
     from flows.status import pipeline_status
 
     with melflow_errors():
         rows = pipeline_status(cfg)
+    if as_json:
+        print_json({"profile": cfg.name, "stages": [asdict(row) for row in rows]})
+        return
     colours = {"complete": "green", "partial": "yellow", "stale": "magenta", "missing": "red"}
     table = Table(title=f"melflow status: profile {cfg.name}")
     for column in ("stage", "state", "detail", "size", "output"):
@@ -236,9 +257,20 @@ app.add_typer(models_app, name="models")
 app.command("predict")(predict)
 
 
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
+def hoist_verbose(args: list[str]) -> list[str]:
+    """Move ``-v``/``--verbose`` given after a subcommand to the front, where click reads it."""
+    end = args.index("--") if "--" in args else len(args)
+    head, tail = args[:end], args[end:]
+    rest = [a for a in head if a not in VERBOSE_FLAGS]
+    return (["-v"] if len(rest) < len(head) else []) + rest + tail
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=hoist_verbose(sys.argv[1:]), prog_name="melflow")
 
 
 if __name__ == "__main__":

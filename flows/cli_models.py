@@ -13,7 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.console import ProfileOpt, SetOpt, config_from_cli, console, melflow_errors, run_quietly
+from flows.console import (
+    JsonOpt,
+    ProfileOpt,
+    SetOpt,
+    config_from_cli,
+    console,
+    err_console,
+    melflow_errors,
+    print_json,
+    progress_display,
+)
 
 models_app = typer.Typer(
     help="Registered models: list, show, compare, promote.",
@@ -36,13 +46,19 @@ def _delta(value: float) -> str:
 
 
 @models_app.command("list")
-def list_cmd(profile: ProfileOpt = "default", sets: SetOpt = None) -> None:
+def list_cmd(
+    profile: ProfileOpt = "default", sets: SetOpt = None, as_json: JsonOpt = False
+) -> None:
     """Every registered version with its aliases and test metrics, newest first."""
+    cfg = config_from_cli(profile, sets)
     from melflow.registry import list_versions, tracking_uri
 
     with melflow_errors():
-        cfg = config_from_cli(profile, sets)
         versions = list_versions(cfg=cfg)
+        if as_json:
+            records = versions.astype(object).where(versions.notna(), None)
+            print_json({"model": cfg.registry.model_name, "versions": records.to_dict("records")})
+            return
         if versions.empty:
             console.print(f"no versions of {cfg.registry.model_name!r} in {tracking_uri(cfg)}")
             return
@@ -73,12 +89,17 @@ def show_cmd(
     ref: Annotated[str, typer.Argument(help="Version number or alias (champion, challenger).")],
     profile: ProfileOpt = "default",
     sets: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """One version: aliases, lineage tags, promotion record and test metrics."""
+    cfg = config_from_cli(profile, sets)
     from melflow.registry import show
 
     with melflow_errors():
-        info = show(cfg=config_from_cli(profile, sets), ref=ref)
+        info = show(cfg=cfg, ref=ref)
+    if as_json:
+        print_json(info)
+        return
     about = Table(title=f"{info['name']} v{info['version']}", show_header=False)
     about.add_column("field", style="bold")
     about.add_column("value")
@@ -102,13 +123,26 @@ def compare_cmd(
     b: Annotated[str, typer.Argument(help="Version or alias compared with it.")],
     profile: ProfileOpt = "default",
     sets: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Test metrics of two versions and the per-class F1 deltas (b - a)."""
+    cfg = config_from_cli(profile, sets)
     from melflow.registry import compare
 
     with melflow_errors():
-        frame = compare(cfg=config_from_cli(profile, sets), a=a, b=b)
+        frame = compare(cfg=cfg, a=a, b=b)
     col_a, col_b = frame.columns[:2]
+    if as_json:
+        table = frame.astype(object).where(frame.notna(), None)
+        print_json(
+            {
+                "a": str(col_a),
+                "b": str(col_b),
+                "same_eval_set": bool(frame.attrs.get("same_eval_set", False)),
+                "metrics": table.to_dict("index"),
+            }
+        )
+        return
     per_class = frame.index.str.startswith("f1_")
     for title, part in (("metrics", frame[~per_class]), ("per-class F1", frame[per_class])):
         table = Table(title=title)
@@ -136,15 +170,18 @@ def promote_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Make a version the champion by hand, bypassing the promotion gate."""
+    cfg = config_from_cli(profile, sets)
     from melflow.registry import promote, show
 
     with melflow_errors():
-        cfg = config_from_cli(profile, sets)
         promote(cfg=cfg, version=version, reason=reason)
         info = show(cfg=cfg, ref=version)
     console.print(
         f"v{info['version']} of {info['name']} is now [bold]champion[/bold] ({escape(reason)})"
     )
+
+
+PARTIAL_FAILURE_EXIT = 1  # some inputs got an error row; the output was still written
 
 
 def predict(
@@ -154,29 +191,65 @@ def predict(
     model: Annotated[
         str, typer.Option("--model", "-m", help="Version number or alias.")
     ] = "champion",
-    out: Annotated[str, typer.Option("--out", "-o", help="CSV: path, label, prob_*, error.")] = (
-        "predictions.csv"
-    ),
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            "-o",
+            help="path, label, prob_*, error as .csv, .json or .parquet; - for CSV on stdout.",
+        ),
+    ] = "predictions.csv",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Files per batch.")] = 64,
     profile: ProfileOpt = "default",
     sets: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Classify audio files with a registered model; unreadable files get an error row."""
-    from flows.predict import predict_flow
-    from melflow.predict import find_audio_files
-    from melflow.registry import show
+    """Classify audio files with a registered model; unreadable files get an error row.
 
-    with melflow_errors():
-        cfg = config_from_cli(profile, sets)
-        # Bad inputs and unknown models fail here, in one line, before a flow run starts.
-        files = find_audio_files(inputs, extensions=cfg.corpus.extensions)
-        version = show(cfg=cfg, ref=model)["version"]
-    summary = run_quietly(
-        lambda: predict_flow(
-            cfg=cfg, inputs=inputs, model_ref=version, out=out, batch_size=batch_size
-        )
+    Exit status 0 when every file was classified, 1 when some got an error row (the
+    output is written all the same), 2 on bad input before any work.
+    """
+    import time
+
+    from melflow.predict import (
+        check_writable,
+        find_audio_files,
+        predict_files,
+        summarize,
+        write_predictions,
     )
-    console.print(f"{summary['files']} files with {cfg.registry.model_name} v{summary['version']}")
+    from tasks.progress import reporter
+
+    cfg = config_from_cli(profile, sets)
+    with melflow_errors():
+        # Bad inputs, an unwritable --out and unknown models fail here, before any work.
+        check_writable(out)
+        files = find_audio_files(inputs, extensions=cfg.corpus.extensions)
+        from melflow.registry import load_champion, show
+
+        version = show(cfg=cfg, ref=model)["version"]  # pin an alias once for the whole run
+        loaded = load_champion(cfg=cfg, ref=version)
+        start = time.perf_counter()
+        with progress_display():
+            predictions = predict_files(
+                loaded.predict, files, batch_size=batch_size, on_progress=reporter("predict")
+            )
+        predict_s = time.perf_counter() - start
+        write_predictions(predictions, out, storage_options=cfg.paths.storage_options)
+    summary = {**summarize(predictions), "out": out, "version": version, "predict_s": predict_s}
+    _report_predictions(summary, cfg.registry.model_name, as_json=as_json)
+    if summary["errors"]:
+        raise typer.Exit(PARTIAL_FAILURE_EXIT)
+
+
+def _report_predictions(summary: dict[str, Any], model_name: str, *, as_json: bool) -> None:
+    """The run summary: JSON or a table, on stderr when the predictions went to stdout."""
+    to_stdout = summary["out"] == "-"
+    if as_json and not to_stdout:
+        print_json(summary)
+        return
+    where = err_console if to_stdout else console
+    where.print(f"{summary['files']} files with {model_name} v{summary['version']}")
     table = Table()
     table.add_column("label")
     table.add_column("files", justify="right")
@@ -184,8 +257,9 @@ def predict(
         table.add_row(label, str(count))
     if summary["errors"]:
         table.add_row("[red]error[/red]", str(summary["errors"]))
-    console.print(table)
-    console.print(
+    where.print(table)
+    rate = summary["files"] / max(summary["predict_s"], 1e-9)
+    where.print(
         f"wrote {escape(summary['out'])}; classified in {summary['predict_s']:.1f} s "
-        f"({len(files) / max(summary['predict_s'], 1e-9):.0f} files/s)"
+        f"({rate:.0f} files/s)"
     )

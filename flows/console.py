@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import warnings
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from melflow import secrets
 from melflow.config import PipelineConfig, load_config
 from melflow.errors import MelflowError
-from tasks.progress import set_sink
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +31,7 @@ SetOpt = Annotated[
         "--set", "-s", help="Override a config field, e.g. -s features.n_mels=128 (repeatable)."
     ),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 DaskOpt = Annotated[
     str | None,
     typer.Option("--dask-address", help="Use a running Dask scheduler, e.g. tcp://127.0.0.1:8786."),
@@ -57,14 +59,15 @@ def quiet_runtime(verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", prefect_level)
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", prefect_level)
     logging.getLogger("prefect").setLevel(prefect_level)
-    if not verbose:
-        warnings.filterwarnings("ignore")
+    # Remote servers that do not answer fail within seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     secrets.install_log_scrubber()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear error line (no traceback, no secret of the config) and exit."""
-    err_console.print(f"[bold red]error:[/] {secrets.scrub(message)}")
+    err_console.print(f"[bold red]error:[/] {secrets.scrub(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -90,15 +93,33 @@ def melflow_errors() -> Iterator[None]:
         fail(str(exc))
 
 
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (no markup, no wrapping), for scripts."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
 @contextmanager
 def progress_display() -> Iterator[None]:
-    """A rich progress bar per stage, fed by tasks through :mod:`tasks.progress`."""
+    """Progress of the stages, fed by tasks through :mod:`tasks.progress`.
+
+    On a terminal: a rich bar per stage. Otherwise (logs, pipes, CI) plain lines on stderr:
+    every 10 % of a stage, and every note (one per training epoch).
+    """
+    from tasks.progress import set_sink
+
+    if not err_console.is_terminal:
+        set_sink(_LineSink(), _print_note)
+        try:
+            yield
+        finally:
+            set_sink(None)
+        return
     progress = Progress(
         TextColumn("[bold blue]{task.description:>10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=err_console,
         transient=False,
     )
     bars: dict[str, Any] = {}
@@ -108,12 +129,32 @@ def progress_display() -> Iterator[None]:
             bars[stage] = progress.add_task(stage, total=total)
         progress.update(bars[stage], completed=done, total=total)
 
+    def note(stage: str, text: str) -> None:
+        progress.console.print(f"[bold blue]{stage:>10}[/] {escape(text)}", highlight=False)
+
     with progress:
-        set_sink(sink)
+        set_sink(sink, note)
         try:
             yield
         finally:
             set_sink(None)
+
+
+def _print_note(stage: str, text: str) -> None:
+    err_console.print(f"{stage}: {escape(text)}", highlight=False)
+
+
+class _LineSink:
+    """``stage: done/total`` lines at most every 10 % of a stage."""
+
+    def __init__(self) -> None:
+        self.deciles: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        decile = 10 * done // max(total, 1)
+        if self.deciles.get(stage) != decile:
+            self.deciles[stage] = decile
+            err_console.print(f"{stage}: {done}/{total}", highlight=False)
 
 
 def run_quietly(fn: Callable[[], Any]) -> Any:

@@ -13,6 +13,8 @@ otherwise the reason, with ``label`` missing and probabilities NaN).
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,14 @@ import pandas as pd
 from torch import nn
 
 from melflow import storage
-from melflow.audio.io import MAX_SOURCE_SR, MIN_SOURCE_SR, fix_length, load_clip, resample, to_mono
+from melflow.audio.io import (
+    MAX_SOURCE_SR,
+    MIN_SOURCE_SR,
+    fix_length,
+    read_audio,
+    resample,
+    to_mono,
+)
 from melflow.config import AudioConfig
 from melflow.errors import AudioError, MelflowError, ParameterError
 from melflow.models.bundle import ModelMeta, predict_waveforms
@@ -56,8 +65,11 @@ def _waveform_clip(waveform: Any, sr: Any, *, audio: AudioConfig) -> np.ndarray:
 
 
 def _path_clip(path: str, *, audio: AudioConfig) -> np.ndarray:
+    # The full decode ingest uses: the same reasons (empty_file, not_audio, non_finite, ...).
     fs = storage.filesystem(path)[0] if storage.is_url(path) else None
-    return load_clip(path, sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, fs=fs)
+    y, sr = read_audio(path, fs=fs)
+    mono = resample(to_mono(y), orig_sr=sr, target_sr=audio.sr)
+    return fix_length(mono, n_samples=round(audio.sr * audio.duration_s), crop=audio.crop)
 
 
 def decode_rows(
@@ -133,6 +145,7 @@ def find_audio_files(inputs: Iterable[str], *, extensions: Sequence[str]) -> lis
 
     A file named explicitly is kept whatever its extension (so a mislabelled file shows up
     as an error row instead of vanishing); folder contents are sorted for a stable order.
+    A file reached twice (named twice, or also inside a named folder) is listed once.
 
     Raises
     ------
@@ -140,17 +153,20 @@ def find_audio_files(inputs: Iterable[str], *, extensions: Sequence[str]) -> lis
         An input does not exist, or nothing was found.
     """
     wanted = {e.lower() for e in extensions}
-    files: list[str] = []
+    found: dict[Path, str] = {}  # resolved path -> the spelling first seen, in order
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(
+            listed = sorted(
                 str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
             )
         elif path.is_file():
-            files.append(str(path))
+            listed = [str(path)]
         else:
             raise ParameterError(f"{item}: no such file or folder")
+        for name in listed:
+            found.setdefault(Path(name).resolve(), name)
+    files = list(found.values())
     if not files:
         raise ParameterError(
             f"no audio files ({', '.join(sorted(wanted))}) in {', '.join(map(str, inputs))}"
@@ -197,6 +213,84 @@ def predict_files(
         if on_progress is not None:
             on_progress(start + len(paths), len(files))
     return pd.concat(parts, ignore_index=True)
+
+
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+STDOUT = "-"
+
+
+def output_format(out: str) -> str:
+    """``csv``, ``json`` or ``parquet`` from ``out``'s extension (``-``, stdout, is CSV).
+
+    Raises
+    ------
+    ParameterError
+        Any other extension.
+    """
+    if out == STDOUT:
+        return "csv"
+    fmt = OUTPUT_FORMATS.get(Path(out).suffix.lower())
+    if fmt is None:
+        raise ParameterError(
+            f"--out {out}: unknown format; end the name in {', '.join(OUTPUT_FORMATS)} "
+            "(or give - for CSV on stdout)"
+        )
+    return fmt
+
+
+def encode_predictions(predictions: pd.DataFrame, *, fmt: str) -> bytes:
+    """The prediction table as ``csv``, ``json`` (a list of records, NaN as null) or
+    ``parquet`` bytes."""
+    if fmt == "csv":
+        return predictions.to_csv(index=False).encode()
+    if fmt == "json":
+        return (predictions.to_json(orient="records", indent=1) + "\n").encode()
+    if fmt == "parquet":
+        return predictions.to_parquet(index=False)
+    raise ParameterError(f"unknown prediction format {fmt!r}; use one of {sorted(OUTPUT_FORMATS)}")
+
+
+def write_predictions(
+    predictions: pd.DataFrame, out: str, *, storage_options: dict[str, Any] | None = None
+) -> None:
+    """Write the table to ``out`` (path or URL, format by extension; ``-`` is stdout)."""
+    data = encode_predictions(predictions, fmt=output_format(out))
+    if out == STDOUT:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        storage.write_bytes_atomic(out, data, storage_options)
+    except OSError as exc:
+        raise MelflowError(f"cannot write the predictions to {out}: {exc}") from exc
+
+
+def check_writable(out: str) -> None:
+    """Fail before any work when ``out`` cannot be written (bad extension, missing or
+    read-only folder, a folder in its place). URLs are checked when written.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``out`` and what is wrong with it.
+    """
+    output_format(out)
+    if out == STDOUT or storage.is_url(out):
+        return
+    path = Path(out)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ParameterError(f"--out {out} is a folder; give a file name")
+    if not parent.is_dir():
+        raise ParameterError(f"--out {out}: folder {parent} does not exist")
+    try:  # a real write: permission bits say nothing to root, nor on read-only mounts
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists():
+            with open(path, "ab"):
+                pass
+    except OSError as exc:
+        raise ParameterError(f"--out {out}: cannot write there ({exc.strerror})") from exc
 
 
 def summarize(predictions: pd.DataFrame) -> dict[str, Any]:

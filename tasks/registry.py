@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from melflow import storage
 from melflow.config import PipelineConfig
-from melflow.predict import find_audio_files, predict_files, summarize
+from melflow.predict import find_audio_files, predict_files, summarize, write_predictions
 from melflow.registry import (
     PromotionDecision,
     RegisteredModel,
@@ -69,7 +69,8 @@ def promote_task(cfg: PipelineConfig, version: str) -> PromotionDecision:
 def predict_task(
     cfg: PipelineConfig, inputs: list[str], model_ref: str, out: str, batch_size: int
 ) -> dict[str, Any]:
-    """Classify the audio files in ``inputs`` with a registered model, write ``out`` (CSV).
+    """Classify the audio files in ``inputs`` with a registered model, write ``out`` (format
+    by extension: csv, json, parquet).
 
     Returns the :func:`~melflow.predict.summarize` counts plus ``out``, ``version`` and
     ``predict_s`` (seconds spent decoding and classifying, model loading excluded).
@@ -81,8 +82,6 @@ def predict_task(
     predictions = predict_files(
         model.predict, files, batch_size=batch_size, on_progress=reporter("predict")
     )
-    storage.write_bytes_atomic(
-        out, predictions.to_csv(index=False).encode(), cfg.paths.storage_options
-    )
+    write_predictions(predictions, out, storage_options=cfg.paths.storage_options)
     predict_s = time.perf_counter() - start
     return {**summarize(predictions), "out": out, "version": version, "predict_s": predict_s}

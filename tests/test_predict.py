@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import typer
 from bundles import tiny_bundle
 from conftest import small_config, tone
 from torch import nn
+from typer.testing import CliRunner
 
 from melflow.audio.io import load_clip, resample
 from melflow.config import PipelineConfig
@@ -190,22 +193,90 @@ def test_predict_task_writes_csv_with_error_row(
     assert set(ok["label"]) <= set(CLASSES)
 
 
-@pytest.mark.integration
-def test_predict_cli_runs_the_flow(
-    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path, prefect_harness: None
-) -> None:
-    import typer
-    from typer.testing import CliRunner
-
+def _predict_app() -> typer.Typer:
     from flows.cli_models import predict
 
     app = typer.Typer()
     app.command()(predict)
+    return app
+
+
+def test_predict_cli_writes_each_file_once_with_ingest_reasons(
+    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path
+) -> None:
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("hello")
+    nan = np.zeros(4000, dtype=np.float32)
+    nan[10] = np.nan
+    sf.write(folder / "nan.wav", nan, 22050, subtype="FLOAT")
     out = tmp_path / "cli.csv"
     data = ["-p", "small", "-s", f"paths.data_dir={tmp_path / 'data'}"]
-    result = CliRunner().invoke(app, [str(folder), "-m", registered, "-o", str(out), *data])
-    assert result.exit_code == 0, result.output
-    assert "6 files" in result.output and "error" in result.output and str(out) in result.output
-    assert len(pd.read_csv(out)) == 6
-    missing = CliRunner().invoke(app, [str(folder), "-m", "champion", "-o", str(out), *data])
+    twice = str(folder / "tone0.wav")  # named, and inside the folder: predicted once
+    args = [str(folder), twice, twice, "-m", registered, "-o", str(out), *data]
+    result = CliRunner().invoke(_predict_app(), args)
+    assert result.exit_code == 1, result.output  # some files failed: documented status 1
+    assert "9 files" in result.output and str(out) in result.output
+    table = pd.read_csv(out).set_index("path")
+    assert len(table) == 9 and table.index.is_unique
+    reasons = table["error"].dropna().map(lambda e: e.split(":")[0]).to_dict()
+    assert reasons == {
+        str(folder / "broken.wav"): "corrupt",
+        str(folder / "empty.wav"): "empty_file",
+        str(folder / "text.wav"): "not_audio",
+        str(folder / "nan.wav"): "non_finite",
+    }
+    assert table["label"].notna().sum() == 5
+
+    missing = CliRunner().invoke(_predict_app(), [str(folder), "-m", "champion", *data])
     assert missing.exit_code == 2 and "no alias 'champion'" in missing.output
+
+
+@pytest.mark.parametrize("suffix", [".json", ".parquet", ".csv"])
+def test_predict_cli_format_follows_the_extension(
+    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path, suffix: str
+) -> None:
+    out = tmp_path / f"p{suffix}"
+    data = ["-p", "small", "-s", f"paths.data_dir={tmp_path / 'data'}"]
+    tones = [str(folder / "tone0.wav"), str(folder / "sub" / "tone1.wav")]
+    result = CliRunner().invoke(_predict_app(), [*tones, "-m", registered, "-o", str(out), *data])
+    assert result.exit_code == 0, result.output
+    read = {".json": pd.read_json, ".parquet": pd.read_parquet, ".csv": pd.read_csv}[suffix]
+    table = read(out)
+    assert list(table["path"]) == tones
+    np.testing.assert_allclose(table[["prob_a", "prob_b", "prob_c"]].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_cli_stdout_and_json_summary(
+    cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path
+) -> None:
+    data = ["-p", "small", "-s", f"paths.data_dir={tmp_path / 'data'}"]
+    tone0 = str(folder / "tone0.wav")
+    summary = CliRunner().invoke(
+        _predict_app(), [tone0, "-m", registered, "-o", str(tmp_path / "p.csv"), "--json", *data]
+    )
+    assert summary.exit_code == 0, summary.output
+    parsed = json.loads(summary.stdout)
+    assert (parsed["files"], parsed["errors"], parsed["version"]) == (1, 0, registered)
+    piped = CliRunner().invoke(_predict_app(), [tone0, "-m", registered, "-o", "-", *data])
+    assert piped.exit_code == 0, piped.output
+    lines = piped.stdout.splitlines()
+    assert lines[0].startswith("path,label,prob_a") and lines[1].startswith(f"{tone0},")
+    assert not (tmp_path / "-").exists()
+
+
+def test_predict_cli_refuses_an_unwritable_out_before_any_work(
+    cfg: PipelineConfig, folder: Path, tmp_path: Path
+) -> None:
+    data = ["-p", "small", "-s", f"paths.data_dir={tmp_path / 'data'}"]
+    (tmp_path / "inbox.csv").mkdir()
+    cases = {
+        str(tmp_path / "nowhere" / "p.csv"): "does not exist",
+        str(tmp_path / "inbox.csv"): "is a folder",
+        str(tmp_path / "p.txt"): "unknown format",
+        "/proc/p.csv": "cannot write there",
+    }
+    for out, message in cases.items():
+        result = CliRunner().invoke(_predict_app(), [str(folder), "-o", out, *data])
+        assert result.exit_code == 2 and message in result.output, (out, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "data" / "mlflow.db").exists()  # failed before the registry

@@ -408,6 +408,20 @@ def test_models_cli(env: Env) -> None:
     assert compared.exit_code == 0, compared.output
     assert "per-class F1" in compared.output and "+0." in compared.output
 
+    as_json = runner.invoke(models_app, ["list", "--json", *base])
+    versions = json.loads(as_json.stdout)["versions"]
+    assert [(v["version"], v["aliases"]) for v in versions] == [
+        ("2", "challenger"),
+        ("1", "champion"),
+    ]
+    shown_json = json.loads(runner.invoke(models_app, ["show", "1", "--json", *base]).stdout)
+    assert shown_json["version"] == "1" and shown_json["aliases"] == ["champion"]
+    compared_json = json.loads(
+        runner.invoke(models_app, ["compare", "1", "2", "--json", *base]).stdout
+    )
+    deltas = compared_json["metrics"]
+    assert compared_json["a"] != compared_json["b"] and deltas["accuracy"]["delta"] > 0
+
     missing = runner.invoke(models_app, ["show", "7", *base])
     assert missing.exit_code == 2 and "has no version '7'" in missing.output
     assert "Traceback" not in missing.output

@@ -1,0 +1,5 @@
+"""``python -m melflow``: the same command line as the ``melflow`` script."""
+
+from flows.cli import main
+
+main()
