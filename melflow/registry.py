@@ -127,7 +127,7 @@ def artifact_root(cfg: PipelineConfig) -> str | None:
     """Artifact location of new experiments; ``None`` lets a tracking server decide."""
     if tracking_uri(cfg).startswith(("http://", "https://")):
         return None
-    return storage.join(str(Path(cfg.paths.data_dir).resolve()), "mlartifacts")
+    return storage.join(storage.absolute(cfg.paths.data_dir), "mlartifacts")
 
 
 @contextmanager
@@ -140,7 +140,11 @@ def _session(cfg: PipelineConfig) -> Iterator[MlflowClient]:
     uri = tracking_uri(cfg)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    saved_env = {key: os.environ.get(key) for key in _URI_ENV}
+    # Artifacts on S3 are written by MLflow's own boto3 client, which reads only the
+    # environment: the endpoint and credentials of paths.storage_options go there.
+    s3_env = storage.s3_environment(cfg.paths.storage_options)
+    saved_env = {key: os.environ.get(key) for key in (*_URI_ENV, *s3_env)}
+    os.environ.update(s3_env)
     logger = logging.getLogger("mlflow")
     saved_level = logger.level
     logger.setLevel(logging.ERROR)
@@ -243,12 +247,21 @@ def _history_metrics(history: list[dict[str, Any]]) -> list[Metric]:
     ]
 
 
-def _log_artifacts(client: MlflowClient, run_id: str, paths: list[str]) -> None:
-    for path in paths:
-        if not Path(path).is_file():
-            raise ParameterError(f"artifact {path} does not exist")
-        folder = "figures" if Path(path).suffix.lower() in {".png", ".svg", ".jpg"} else "reports"
-        client.log_artifact(run_id, path, artifact_path=folder)
+def _log_artifacts(
+    client: MlflowClient, run_id: str, paths: list[str], cfg: PipelineConfig
+) -> None:
+    """Log report files (local or on object storage) under ``figures/`` or ``reports/``."""
+    with tempfile.TemporaryDirectory(prefix="melflow-artifacts-") as tmp:
+        for path in paths:
+            if not storage.exists(path, cfg.paths.storage_options):
+                raise ParameterError(f"artifact {path} does not exist")
+            local = path
+            if storage.is_url(path):  # MLflow logs local files only
+                local = str(Path(tmp, path.rsplit("/", 1)[-1]))
+                Path(local).write_bytes(storage.read_bytes(path, cfg.paths.storage_options))
+            suffix = Path(local).suffix.lower()
+            folder = "figures" if suffix in {".png", ".svg", ".jpg"} else "reports"
+            client.log_artifact(run_id, local, artifact_path=folder)
 
 
 def _existing_version(client: MlflowClient, name: str, tags: dict[str, str]) -> ModelVersion | None:
@@ -320,7 +333,7 @@ def log_and_register(
             client.log_batch(run_id, metrics=_history_metrics(history))
             mlflow.log_metrics(metrics)
             mlflow.log_dict(report, "reports/report.json")
-            _log_artifacts(client, run_id, artifacts)
+            _log_artifacts(client, run_id, artifacts, cfg)
             mlflow.log_text(predictions.to_csv(index=False), PREDICTIONS_ARTIFACT)
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,

@@ -28,6 +28,35 @@ def filesystem(path: str, storage_options: dict[str, Any] | None = None) -> tupl
     return fs, paths[0]
 
 
+def source_fs(path: str, storage_options: dict[str, Any] | None = None) -> Any | None:
+    """The fsspec filesystem to read ``path`` with, or ``None`` for a local path."""
+    return filesystem(path, storage_options)[0] if is_url(path) else None
+
+
+# s3fs option -> the variable boto3-based tools (MLflow's S3 artifact store) read instead.
+_S3_VARIABLES = {
+    "key": "AWS_ACCESS_KEY_ID",
+    "secret": "AWS_SECRET_ACCESS_KEY",
+    "token": "AWS_SESSION_TOKEN",
+}
+
+
+def s3_environment(storage_options: dict[str, Any]) -> dict[str, str]:
+    """Environment variables that give boto3 the endpoint and credentials of ``storage_options``.
+
+    For libraries that take no options, only the environment: MLflow's S3 artifact store
+    reads ``MLFLOW_S3_ENDPOINT_URL`` and the ``AWS_*`` credentials.
+    """
+    env = {
+        var: str(storage_options[k]) for k, var in _S3_VARIABLES.items() if storage_options.get(k)
+    }
+    client_kwargs = storage_options.get("client_kwargs") or {}
+    endpoint = storage_options.get("endpoint_url") or client_kwargs.get("endpoint_url")
+    if endpoint:
+        env["MLFLOW_S3_ENDPOINT_URL"] = str(endpoint)
+    return env
+
+
 def absolute(path: str) -> str:
     """``path`` resolved against the working directory; URLs are returned unchanged.
 

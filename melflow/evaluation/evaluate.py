@@ -72,12 +72,13 @@ def _examples(
     """The first clip (by clip_id) of each class, decoded as extraction did."""
     firsts = rows.assign(label=rows["label"].astype(str)).drop_duplicates("label")
     paths = dict(zip(firsts["label"], firsts["path"], strict=True))
-    a = cfg.audio
-    return [
-        (label, load_clip(str(paths[label]), sr=a.sr, duration_s=a.duration_s, crop=a.crop))
-        for label in classes
-        if label in paths
-    ]
+    return [(label, _clip(cfg, str(paths[label]))) for label in classes if label in paths]
+
+
+def _clip(cfg: PipelineConfig, path: str) -> np.ndarray:
+    """One clip decoded as extraction did (from the corpus, local or on object storage)."""
+    a, fs = cfg.audio, storage.source_fs(path, cfg.paths.storage_options)
+    return load_clip(path, sr=a.sr, duration_s=a.duration_s, crop=a.crop, fs=fs)
 
 
 def _worst_clips(
@@ -86,7 +87,6 @@ def _worst_clips(
     """The most confident mistakes, decoded as extraction did, for the report's players."""
     worst = worst_misclassified(predictions, n=WORST_CLIPS)
     paths = dict(zip(rows["clip_id"], rows["path"], strict=True))
-    a = cfg.audio
     return [
         ReportClip(
             clip_id=str(r.clip_id),
@@ -94,7 +94,7 @@ def _worst_clips(
             pred=str(r.pred),
             confidence=float(r.confidence),
             p_true=float(r.p_true),
-            y=load_clip(str(paths[r.clip_id]), sr=a.sr, duration_s=a.duration_s, crop=a.crop),
+            y=_clip(cfg, str(paths[r.clip_id])),
         )
         for r in worst.itertuples()
     ]
