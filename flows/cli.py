@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from flows import stopping
 from flows.cli_models import models_app, predict
 from flows.console import (
     DaskOpt,
@@ -270,6 +271,7 @@ def hoist_verbose(args: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point."""
+    stopping.install()
     app(args=hoist_verbose(sys.argv[1:]), prog_name="melflow")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from flows import stopping
 from melflow import secrets
 from melflow.config import PipelineConfig, load_config
 from melflow.errors import MelflowError
@@ -108,7 +110,8 @@ def progress_display() -> Iterator[None]:
     from tasks.progress import set_sink
 
     if not err_console.is_terminal:
-        set_sink(_LineSink(), _print_note)
+        lines = _LineSink()
+        set_sink(lines, lines.note)
         try:
             yield
         finally:
@@ -140,24 +143,46 @@ def progress_display() -> Iterator[None]:
             set_sink(None)
 
 
-def _print_note(stage: str, text: str) -> None:
-    err_console.print(f"{stage}: {escape(text)}", highlight=False)
-
-
 class _LineSink:
-    """``stage: done/total`` lines at most every 10 % of a stage."""
+    """``stage: done/total`` lines at most every 10 % of a stage, and every note (a stage
+    that writes notes, like training's epoch lines, needs no count lines besides)."""
 
     def __init__(self) -> None:
         self.deciles: dict[str, int] = {}
+        self.noted: set[str] = set()
+
+    def note(self, stage: str, text: str) -> None:
+        self.noted.add(stage)
+        err_console.print(f"{stage}: {escape(text)}", highlight=False)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         decile = 10 * done // max(total, 1)
-        if self.deciles.get(stage) != decile:
+        if stage not in self.noted and self.deciles.get(stage) != decile:
             self.deciles[stage] = decile
             err_console.print(f"{stage}: {done}/{total}", highlight=False)
 
 
+EPHEMERAL_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
 def run_quietly(fn: Callable[[], Any]) -> Any:
-    """Run a flow with progress bars and clean errors."""
-    with melflow_errors(), progress_display():
-        return fn()
+    """Run a flow with progress bars and clean errors; a stop signal ends it at once."""
+    try:
+        with melflow_errors(), progress_display():
+            return fn()
+    except RuntimeError as exc:
+        if str(exc).startswith(EPHEMERAL_TIMEOUT):
+            fail(
+                "the temporary Prefect server did not start in time (a busy machine?); "
+                "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS or set PREFECT_API_URL "
+                "to a running server (prefect server start)"
+            )
+        raise
+    except BaseException as exc:
+        # KeyboardInterrupt, or Prefect's TerminationSignal for SIGTERM: the flow has
+        # unwound as far as it will; worker threads must not hold the process open.
+        if stopping.installed() and (
+            isinstance(exc, KeyboardInterrupt) or stopping.interrupted() is not None
+        ):
+            stopping.stop_now(stopping.interrupted() or signal.SIGINT)
+        raise

@@ -107,8 +107,8 @@ def train_task(
     progress = reporter("train")
 
     def on_epoch(row: dict[str, Any]) -> None:
-        progress(int(row["epoch"]), cfg.train.epochs)
         note("train", epoch_line(row, epochs=cfg.train.epochs))
+        progress(int(row["epoch"]), cfg.train.epochs)
 
     result = train_model(
         cfg=cfg,

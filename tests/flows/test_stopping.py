@@ -1,0 +1,68 @@
+"""Ctrl-C and SIGTERM stop ``melflow run`` and all its children; a rerun resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import small_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MELFLOW = [sys.executable, "-m", "melflow"]
+
+
+def _start_until_training(root: Path) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
+    """``melflow run`` on the small profile, returned once a checkpoint exists."""
+    cfg = small_config(root)
+    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
+    proc = subprocess.Popen(
+        [*MELFLOW, "run", "-p", "small", *data],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+    )
+    runs = Path(cfg.paths.data_dir, "runs")
+    deadline = time.monotonic() + 300
+    while not any(runs.glob("*/checkpoints/*.pt")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    return proc, psutil.Process(proc.pid).children(recursive=True)
+
+
+def _alive(processes: list[psutil.Process]) -> list[int]:
+    return [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_every_child_and_the_rerun_resumes(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    proc, children = _start_until_training(tmp_path)
+    assert children, "the run has a Prefect server and Dask processes"
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum, err.decode()[-2000:]
+    assert f"{signum.name} received, stopping" in err.decode()
+    psutil.wait_procs(children, timeout=5)
+    assert _alive(children) == []
+    runs = Path(tmp_path, "data", "runs")
+    assert not any(runs.glob("*/train-result.json")), "training finished before the signal"
+    if signum != signal.SIGTERM:
+        return
+    cfg = small_config(tmp_path)
+    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
+    rerun = subprocess.run(
+        [*MELFLOW, "train", "-p", "small", *data], capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "epoch 1/" not in rerun.stderr  # resumed after the saved epoch(s)
+    assert any(runs.glob("*/train-result.json"))
