@@ -17,6 +17,7 @@ from flows.console import (
     JsonOpt,
     ProfileOpt,
     SetOpt,
+    config_for_work,
     config_from_cli,
     console,
     fail,
@@ -94,7 +95,7 @@ def _print_next_steps(cfg: object, profile: str) -> None:
 def _run_until(
     stage: Stage, profile: str, sets: list[str] | None, dask_address: str | None
 ) -> None:
-    cfg = config_from_cli(profile, sets, dask_address)
+    cfg = config_for_work(profile, sets, dask_address, registry=False)
     from flows.pipeline import pipeline_flow
 
     summary = run_quietly(lambda: pipeline_flow(cfg, until=stage))
@@ -159,7 +160,7 @@ def evaluate(
 @app.command()
 def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None) -> None:
     """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
-    cfg = config_from_cli(profile, sets, dask_address)
+    cfg = config_for_work(profile, sets, dask_address, registry=True)
     from flows.pipeline import pipeline_flow
 
     summary = run_quietly(lambda: pipeline_flow(cfg))
@@ -172,7 +173,7 @@ def retrain(
     profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
 ) -> None:
     """Retrain if the corpus changed: new clips only, then train, evaluate, promote if better."""
-    cfg = config_from_cli(profile, sets, dask_address)
+    cfg = config_for_work(profile, sets, dask_address, registry=True)
     from flows.retrain import retrain_flow
 
     result = run_quietly(lambda: retrain_flow(cfg))
@@ -205,6 +206,20 @@ def status(profile: ProfileOpt = "default", sets: SetOpt = None, as_json: JsonOp
     console.print(table)
 
 
+def _check_cron(cron: str | None) -> None:
+    if cron is None:
+        return
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron)
+    except ValueError:
+        fail(
+            f"--cron {cron!r} is not a valid cron schedule; "
+            'e.g. "0 3 * * *" (minute hour day month weekday)'
+        )
+
+
 @app.command()
 def schedule(
     profile: ProfileOpt = "default",
@@ -216,9 +231,9 @@ def schedule(
     remove: Annotated[str | None, typer.Option(help="Delete a deployment (flow/name).")] = None,
 ) -> None:
     """Serve the pipeline or retrain flow on a schedule against the Prefect API (blocks)."""
-    from flows.deployments import ScheduleSpec, list_schedules, remove_schedule, serve_schedules
-
     if list_:
+        from flows.deployments import list_schedules
+
         table = Table(title="melflow deployments")
         table.add_column("deployment", no_wrap=True)
         for column in ("schedules", "parameters", "paused"):
@@ -230,6 +245,8 @@ def schedule(
         console.print(table)
         return
     if remove:
+        from flows.deployments import remove_schedule
+
         if not remove_schedule(remove):
             fail(f"no deployment named {remove!r}; see `melflow schedule --list`")
         console.print(f"removed {remove}")
@@ -238,7 +255,10 @@ def schedule(
         fail(f"--flow must be pipeline or retrain, got {flow_name!r}")
     if (cron is None) == (interval is None):
         fail("give exactly one of --cron or --interval (or --list / --remove)")
+    _check_cron(cron)
     config_from_cli(profile, sets)  # validate now, not at 3 a.m.
+    from flows.deployments import ScheduleSpec, serve_schedules
+
     spec = ScheduleSpec(flow_name, profile, tuple(sets or ()), cron, interval)  # type: ignore[arg-type]
     console.print(
         f"serving [bold]{spec.flow}[/] as deployment {spec.name!r} "

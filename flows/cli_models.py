@@ -17,6 +17,7 @@ from flows.console import (
     JsonOpt,
     ProfileOpt,
     SetOpt,
+    check_registry,
     config_from_cli,
     console,
     err_console,
@@ -24,12 +25,20 @@ from flows.console import (
     print_json,
     progress_display,
 )
+from melflow.config import PipelineConfig
 
 models_app = typer.Typer(
     help="Registered models: list, show, compare, promote.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def registry_config(profile: str, sets: list[str] | None) -> PipelineConfig:
+    """The validated profile, once its MLflow server (if one is configured) answers."""
+    cfg = config_from_cli(profile, sets)
+    check_registry(cfg)
+    return cfg
 
 
 def _fmt(value: Any, *, signed: bool = False) -> str:
@@ -50,7 +59,7 @@ def list_cmd(
     profile: ProfileOpt = "default", sets: SetOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Every registered version with its aliases and test metrics, newest first."""
-    cfg = config_from_cli(profile, sets)
+    cfg = registry_config(profile, sets)
     from melflow.registry import list_versions, tracking_uri
 
     with melflow_errors():
@@ -92,7 +101,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """One version: aliases, lineage tags, promotion record and test metrics."""
-    cfg = config_from_cli(profile, sets)
+    cfg = registry_config(profile, sets)
     from melflow.registry import show
 
     with melflow_errors():
@@ -126,7 +135,7 @@ def compare_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Test metrics of two versions and the per-class F1 deltas (b - a)."""
-    cfg = config_from_cli(profile, sets)
+    cfg = registry_config(profile, sets)
     from melflow.registry import compare
 
     with melflow_errors():
@@ -170,7 +179,7 @@ def promote_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Make a version the champion by hand, bypassing the promotion gate."""
-    cfg = config_from_cli(profile, sets)
+    cfg = registry_config(profile, sets)
     from melflow.registry import promote, show
 
     with melflow_errors():
@@ -220,7 +229,7 @@ def predict(
     )
     from tasks.progress import reporter
 
-    cfg = config_from_cli(profile, sets)
+    cfg = registry_config(profile, sets)
     with melflow_errors():
         # Bad inputs, an unwritable --out and unknown models fail here, before any work.
         check_writable(out)

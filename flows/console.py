@@ -86,6 +86,31 @@ def config_from_cli(
         fail(str(exc))
 
 
+def config_for_work(
+    profile: str, sets: list[str] | None, dask_address: str | None = None, *, registry: bool
+) -> PipelineConfig:
+    """:func:`config_from_cli` plus the checks of :mod:`flows.preflight` (data folder, corpus
+    root, Dask scheduler, MLflow server when ``registry``), all before any server starts."""
+    from flows.preflight import check_for_work
+
+    cfg = config_from_cli(profile, sets, dask_address)
+    try:
+        check_for_work(cfg, registry=registry)
+    except MelflowError as exc:
+        fail(str(exc))
+    return cfg
+
+
+def check_registry(cfg: PipelineConfig) -> None:
+    """A configured MLflow server answers (one error line within seconds if not)."""
+    from flows.preflight import check_tracking, configured_tracking_uri
+
+    try:
+        check_tracking(configured_tracking_uri(cfg))
+    except MelflowError as exc:
+        fail(str(exc))
+
+
 @contextmanager
 def melflow_errors() -> Iterator[None]:
     """Turn melflow's own errors into one-line messages with exit code 2."""

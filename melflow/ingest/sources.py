@@ -98,13 +98,15 @@ def walk_local_audio(root: str | Path, extensions: tuple[str, ...]) -> Iterator[
     """Corpus-relative POSIX paths of the audio files under ``root``, in sorted order.
 
     Symlinked folders are not followed (they would list clips twice or leave the root);
-    symlinked files are listed and checked by :func:`list_candidates`.
+    symlinked files are listed and checked by :func:`list_candidates`. A folder named like
+    an audio file is listed too, so it gets a quarantine row instead of vanishing (its
+    contents are walked as usual).
     """
     root = str(root)
     for folder, subfolders, names in os.walk(root):
         subfolders.sort()
         rel_folder = os.path.relpath(folder, root)
-        for name in sorted(names):
+        for name in sorted([*names, *subfolders]):
             if name.lower().endswith(extensions):
                 rel = name if rel_folder == "." else os.path.join(rel_folder, name)
                 yield Path(rel).as_posix()
