@@ -32,7 +32,7 @@ from melflow.digest import digest_file, digest_of
 from melflow.errors import ConfigError
 from melflow.features.extract import (
     FEATURE_COLUMNS,
-    clip_key,
+    clip_keys,
     feature_layout,
     feature_store_digest,
 )
@@ -134,27 +134,38 @@ def variant_seed(*, seed: int, key: str, variant: int) -> int:
     return int(digest_of("augment-variant", seed, key, variant), 16)
 
 
-def augment_items(*, manifest: pd.DataFrame, cfg: PipelineConfig) -> list[dict[str, Any]]:
-    """One store item per (train clip, variant), clip-major, with :data:`PLAN_COLUMNS`."""
+def augment_items(
+    *, manifest: pd.DataFrame, cfg: PipelineConfig, store: RowStore | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Store items per (train clip, variant), clip-major, with :data:`PLAN_COLUMNS`.
+
+    Returns the items that ``store`` has not planned (all of them without a store) and
+    the number of items of the whole manifest.
+    """
     n_variants = cfg.augment.variants_per_clip
+    rows = augmentable_rows(manifest)
+    sources = clip_keys(rows)
+    keys = [f"{source}~{v}" for source in sources for v in range(n_variants)]
+    wanted = np.flatnonzero(store.unplanned(keys)) if store is not None else range(len(keys))
+    clips = rows.to_dict("records")
     items = []
-    for r in augmentable_rows(manifest).itertuples(index=False):
-        source = clip_key(str(r.clip_id), str(r.sha256))
-        for v in range(n_variants):
-            items.append(
-                {
-                    KEY: f"{source}~{v}",
-                    "path": r.path,
-                    "clip_id": f"{r.clip_id}~{v}",
-                    "label": r.label,
-                    "split": "train",
-                    "group": r.group,
-                    "sha256": r.sha256,
-                    "source_clip_id": r.clip_id,
-                    "seed": variant_seed(seed=cfg.augment.seed, key=source, variant=v),
-                }
-            )
-    return items
+    for position in wanted:
+        r, v = clips[position // n_variants], int(position % n_variants)
+        source = sources[position // n_variants]
+        items.append(
+            {
+                KEY: keys[position],
+                "path": r["path"],
+                "clip_id": f"{r['clip_id']}~{v}",
+                "label": r["label"],
+                "split": "train",
+                "group": r["group"],
+                "sha256": r["sha256"],
+                "source_clip_id": r["clip_id"],
+                "seed": variant_seed(seed=cfg.augment.seed, key=source, variant=v),
+            }
+        )
+    return items, len(keys)
 
 
 @lru_cache(maxsize=2)
@@ -272,10 +283,11 @@ def augment_features(
     if done is not None:
         return done
     store = open_augmented_store(cfg)
-    items = augment_items(manifest=manifest, cfg=cfg)
+    items, n_items = augment_items(manifest=manifest, cfg=cfg, store=store)
     return fill_store(
         store,
         items=items,
+        n_items=n_items,
         columns=PLAN_COLUMNS,
         client=client,
         fn=augment_store_batch,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from distributed import Client
 
@@ -30,7 +31,9 @@ from melflow.features.store import (
 )
 from melflow.manifest import manifest_digest, ok_rows
 
-EXTRACT_CODE_VERSION = "2"
+# 3: stores keep a key index and name plans by their batch range (new store URLs; the
+# augmented store follows, its digest includes this one).
+EXTRACT_CODE_VERSION = "3"
 FEATURE_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "group", "sha256")
 # Zarr holds the columns a reader of the arrays needs; the plan index holds all of them
 # (string arrays cost as much to encode as the features themselves).
@@ -86,17 +89,26 @@ def feature_store_url(cfg: PipelineConfig) -> str:
     return storage.join(cfg.paths.data_dir, "features", feature_store_digest(cfg))
 
 
-def manifest_items(manifest: pd.DataFrame) -> list[dict[str, Any]]:
-    """One store item per usable clip (sorted by ``clip_id``): key, columns and path."""
-    rows = ok_rows(manifest)
+def clip_keys(rows: pd.DataFrame) -> list[str]:
+    """:func:`clip_key` of every row (``clip_id`` and ``sha256`` columns), vectorized."""
+    keys = rows["clip_id"].astype(str) + "#" + rows["sha256"].astype(str).str[:16]
+    return [str(k) for k in keys.tolist()]
+
+
+def manifest_items(rows: pd.DataFrame, keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """One store item per row of ``rows`` (usable clips, in order): key, columns and path."""
     fields = (KEY, "path", *FEATURE_COLUMNS)
-    keys = [
-        clip_key(c, s)
-        for c, s in zip(rows["clip_id"].tolist(), rows["sha256"].tolist(), strict=True)
-    ]
+    keys = clip_keys(rows) if keys is None else keys
     columns = [keys, *(rows[name].tolist() for name in fields[1:])]
     # One dict per row from zipped column lists: several times faster than itertuples.
     return [dict(zip(fields, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def unplanned_items(store: RowStore, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Items of the rows whose key ``store`` has not planned: no work for known clips."""
+    keys = clip_keys(rows)
+    new = np.flatnonzero(store.unplanned(keys))
+    return manifest_items(rows.iloc[new], [keys[i] for i in new])
 
 
 def extract_batch(
@@ -169,10 +181,11 @@ def extract_features(
     if done is not None:
         return done
     store = open_feature_store(cfg)
-    items = manifest_items(manifest)
+    rows = ok_rows(manifest)
     return fill_store(
         store,
-        items=items,
+        items=unplanned_items(store, rows),
+        n_items=len(rows),
         columns=FEATURE_COLUMNS,
         client=client,
         fn=extract_batch,

@@ -251,8 +251,9 @@ def test_items_follow_the_manifest_and_seed_by_clip_not_batch(
     small_cfg: PipelineConfig, small_corpus: Path
 ) -> None:
     manifest = manifest_for(small_corpus)
-    items = augment_items(manifest=manifest, cfg=small_cfg)
-    subset = augment_items(manifest=manifest.iloc[::5], cfg=small_cfg)
+    items, n_items = augment_items(manifest=manifest, cfg=small_cfg)
+    subset, _ = augment_items(manifest=manifest.iloc[::5], cfg=small_cfg)
+    assert n_items == len(items) == len(manifest) * small_cfg.augment.variants_per_clip
     by_key = {item[KEY]: item["seed"] for item in items}
     assert all(by_key[item[KEY]] == item["seed"] for item in subset)
     assert len(set(by_key.values())) == len(items)

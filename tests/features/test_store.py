@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from melflow import storage
 from melflow.errors import StoreError
+from melflow.features.keyindex import hashes_bytes, key_hashes
 from melflow.features.store import KEY, ArraySpec, RowStore, StoreLayout
 
 LAYOUT = StoreLayout(arrays=(ArraySpec("x", (2, 3), "float16"),), columns=("label",), chunk_rows=4)
@@ -81,3 +83,42 @@ def test_complete_markers_and_row_lookup(store: RowStore) -> None:
     assert list(store.rows_for(["e", "a"])["row"]) == [4, 0]
     with pytest.raises(StoreError, match="not in store"):
         store.rows_for(["zz"])
+
+
+def test_an_incremental_plan_at_20k_clips_reads_no_plan_of_the_old_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RowStore(str(tmp_path / "big"))
+    store.ensure(StoreLayout(arrays=LAYOUT.arrays, columns=("label",), chunk_rows=256))
+    old = [f"clip{i:05d}" for i in range(20_000)]
+    store.append(items(*old), columns=("label",))
+    reads: list[tuple[str, int]] = []
+    read_bytes = storage.read_bytes
+
+    def counted(path: str, storage_options: dict[str, object] | None = None) -> bytes:
+        data = read_bytes(path, storage_options)
+        reads.append((path.split("_melflow/", 1)[1], len(data)))
+        return data
+
+    monkeypatch.setattr(storage, "read_bytes", counted)
+    keys = [*old, *(f"new{i:03d}" for i in range(200))]
+    fresh = [k for k, new in zip(keys, store.unplanned(keys), strict=True) if new]
+    assert fresh == keys[20_000:]
+    batches = store.append(items(*fresh), columns=("label",))
+    assert [b.index for b in batches] == [79]  # 20,000 rows fill 79 chunks of 256 (78.1)
+    # Only the key index (16 bytes per planned key) is read, once per call; no plan file,
+    # no batch file of the old clips.
+    assert {name for name, _ in reads} == {"keys/00000000.npy"}
+    assert all(size <= 16 * 20_000 + 128 for _, size in reads) and len(reads) == 2
+    monkeypatch.undo()
+    assert list(store.index()["row"][-2:]) == [79 * 256 + 198, 79 * 256 + 199]
+
+
+def test_keys_of_an_uncommitted_append_are_not_planned(store: RowStore) -> None:
+    store.append(items(*"ab"), columns=("label",))
+    # A run killed after writing its keys but before its plan file: "c" is not planned.
+    meta = Path(store.url, "_melflow")
+    (meta / "keys" / "00000001.npy").write_bytes(hashes_bytes(key_hashes(["c"])))
+    assert list(store.unplanned(["a", "c"])) == [False, True]
+    assert [b.index for b in store.append(items(*"abc"), columns=("label",))] == [1]
+    assert store.planned_batches() == [0, 1]

@@ -15,7 +15,7 @@ from melflow.features.extract import (
     manifest_items,
 )
 from melflow.features.store import KEY, RowStore, StoreLayout
-from melflow.manifest import COLUMNS, manifest_digest, normalize
+from melflow.manifest import COLUMNS, manifest_digest, normalize, ok_rows
 
 SPLITS = ("train", "train", "train", "val", "test")
 
@@ -60,7 +60,7 @@ def write_synthetic_store(
     at ``url`` holding that many variants (``<clip_id>~<v>``) of every train clip.
     """
     store = RowStore(url or feature_store_url(cfg))
-    items = manifest_items(manifest)
+    items = manifest_items(ok_rows(manifest))
     columns = FEATURE_COLUMNS
     if variants:
         columns = (*FEATURE_COLUMNS, "source_clip_id")
