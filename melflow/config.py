@@ -1,9 +1,10 @@
 """Pipeline configuration: pydantic models for every stage, loaded from layered YAML profiles.
 
-A profile is a YAML file in ``pipeline_config/``. It may name a parent with ``extends:``;
-the child is deep-merged over the parent. Command-line overrides (``features.n_mels=128``)
-are applied last. Validation happens once, before any work, and every error names the
-dotted field, the value given and what is allowed.
+A profile is a YAML file in ``pipeline_config/`` (or a folder of ``$MELFLOW_PROFILE_DIR``).
+It may name a parent with ``extends:`` (a name, or a path relative to the profile's own
+folder); the child is deep-merged over the parent. Command-line overrides
+(``features.n_mels=128``) are applied last. Validation happens once, before any work, and
+every error names the dotted field, the value given and what is allowed.
 """
 
 from __future__ import annotations
@@ -405,23 +406,37 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def profile_dir() -> Path:
-    """Folder of the YAML profiles (``$MELFLOW_PROFILE_DIR`` or the repo's ``pipeline_config``)."""
-    return Path(os.environ.get(PROFILE_DIR_ENV, PROFILE_DIR))
+def _builtin_profile_dir() -> Path:
+    """The profiles shipped with melflow: inside the installed package, else the checkout's."""
+    packaged = Path(__file__).resolve().parent / "pipeline_config"
+    return packaged if packaged.is_dir() else PROFILE_DIR
+
+
+def profile_dirs() -> list[Path]:
+    """Where profile names are looked up, first match wins: each folder of
+    ``$MELFLOW_PROFILE_DIR`` (``os.pathsep``-separated), then the built-in profiles."""
+    extra = os.environ.get(PROFILE_DIR_ENV, "")
+    return [*(Path(p) for p in extra.split(os.pathsep) if p), _builtin_profile_dir()]
 
 
 def list_profiles() -> list[str]:
-    """Names of the profiles available in :func:`profile_dir`."""
-    return sorted(p.stem for p in profile_dir().glob("*.yaml"))
+    """Names of the profiles available in :func:`profile_dirs`."""
+    return sorted({p.stem for folder in profile_dirs() for p in folder.glob("*.yaml")})
 
 
-def _resolve_profile(profile: str | Path) -> Path:
+def _resolve_profile(profile: str | Path, *, near: Path | None = None) -> Path:
+    """A profile given as a YAML path or a name; ``near`` (the folder of the profile that
+    ``extends:`` it) is searched first, and relative paths are taken from it."""
     path = Path(profile)
-    if path.suffix in {".yaml", ".yml"} and path.exists():
-        return path
-    candidate = profile_dir() / f"{profile}.yaml"
-    if candidate.exists():
-        return candidate
+    if path.suffix in {".yaml", ".yml"}:
+        candidate = path if near is None or path.is_absolute() else near / path
+        if candidate.exists():
+            return candidate
+    folders = ([near] if near is not None else []) + profile_dirs()
+    for folder in folders:
+        candidate = folder / f"{profile}.yaml"
+        if candidate.exists():
+            return candidate
     known = ", ".join(list_profiles())
     raise ConfigError(f"profile {str(profile)!r} not found; use a YAML path or one of: {known}")
 
@@ -440,7 +455,7 @@ def _read_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    parent_path = _resolve_profile(parent)
+    parent_path = _resolve_profile(parent, near=path.parent)
     return _deep_merge(_read_profile(parent_path, (*seen, path)), data)
 
 
