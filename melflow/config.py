@@ -113,22 +113,47 @@ class CorpusConfig(_Section):
         return self
 
 
+class SegmentConfig(_Section):
+    """Windows cut from files longer than ``audio.max_duration_s`` (see docs/formats.md)."""
+
+    window_s: float = Field(..., gt=0, le=600, description="Window length in seconds.")
+    hop_s: float | None = Field(
+        None, gt=0, description="Seconds between window starts; default window_s (no overlap)."
+    )
+
+    @property
+    def hop(self) -> float:
+        """The hop in seconds (``window_s`` when not set)."""
+        return self.window_s if self.hop_s is None else self.hop_s
+
+
 class AudioConfig(_Section):
     """Decoding: every clip becomes mono float32 at ``sr``, padded/cropped to ``duration_s``."""
 
     sr: int = Field(22050, ge=1000, le=192_000, description="Target sample rate in Hz.")
     duration_s: float = Field(1.0, gt=0, le=600, description="Fixed clip length after pad/crop.")
     min_duration_s: float = Field(0.05, ge=0, description="Shorter source clips are quarantined.")
-    max_duration_s: float = Field(60.0, gt=0, description="Longer source clips are quarantined.")
+    max_duration_s: float = Field(
+        60.0, gt=0, description="Longer files: quarantined, or windowed (segment)."
+    )
     silence_db: float = Field(
         -60.0, le=0, description="Clips whose peak is below this dBFS are quarantined as silent."
     )
     crop: Literal["start", "center"] = "start"
+    segment: SegmentConfig | None = Field(
+        None, description="Cut longer-than-max_duration_s files into windows (off by default)."
+    )
 
     @model_validator(mode="after")
     def _check_limits(self) -> AudioConfig:
         if self.min_duration_s >= self.max_duration_s:
             raise ValueError("audio.min_duration_s must be below audio.max_duration_s")
+        if self.segment is not None and self.segment.window_s > self.max_duration_s:
+            raise ValueError(
+                f"audio.segment.window_s={self.segment.window_s:g} must not exceed "
+                f"audio.max_duration_s={self.max_duration_s:g}: files up to max_duration_s "
+                "are kept whole and only longer ones are cut into windows"
+            )
         return self
 
 

@@ -3,7 +3,9 @@
 Columns (in order): ``clip_id`` (stable, the corpus-relative POSIX path), ``path``
 (absolute path or URL), ``label``, ``split`` (``train``/``val``/``test``), ``fold``
 (int, -1 when unknown), ``group`` (speaker / source recording; never in two splits),
-``sha256`` (of the file bytes), ``duration_s``, ``sr``, ``channels`` (of the source file),
+``sha256`` (of the file bytes), ``offset_s`` (NaN for a whole file; for a window of a long
+file, its start in seconds: see :mod:`melflow.ingest.segments`), ``duration_s`` (of the file,
+or of the window), ``sr``, ``channels`` (of the source file),
 and ``status`` (``ok`` or a quarantine reason from :data:`melflow.audio.io.REASONS`),
 ``detail`` (human-readable cause for quarantined rows).
 """
@@ -11,6 +13,7 @@ and ``status`` (``ok`` or a quarantine reason from :data:`melflow.audio.io.REASO
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import pandas as pd
@@ -27,6 +30,7 @@ COLUMNS: tuple[str, ...] = (
     "fold",
     "group",
     "sha256",
+    "offset_s",
     "duration_s",
     "sr",
     "channels",
@@ -54,13 +58,23 @@ def empty_manifest() -> pd.DataFrame:
 
 
 def _dtype(column: str) -> str:
-    return {"fold": "int64", "sr": "int64", "channels": "int64", "duration_s": "float64"}.get(
-        column, "object"
-    )
+    return {
+        "fold": "int64",
+        "sr": "int64",
+        "channels": "int64",
+        "offset_s": "float64",
+        "duration_s": "float64",
+    }.get(column, "object")
 
 
 def normalize(df: pd.DataFrame) -> pd.DataFrame:
-    """Canonical column order and dtypes, rows sorted by ``clip_id``, fresh index."""
+    """Canonical column order and dtypes, rows sorted by ``clip_id``, fresh index.
+
+    A manifest without ``offset_s`` (written before windows existed, or by hand) holds
+    whole files only.
+    """
+    if "offset_s" not in df.columns:
+        df = df.assign(offset_s=math.nan)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise MelflowError(f"manifest lacks columns {missing}")
@@ -101,3 +115,16 @@ def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -
     ``storage_options`` apply to URLs only; a local path ignores them.
     """
     return normalize(pd.read_parquet(io.BytesIO(read_bytes(path, storage_options))))
+
+
+def spans(df: pd.DataFrame) -> list[list[float] | None]:
+    """Per row, ``[offset_s, duration_s]`` of a window, or ``None`` for a whole file.
+
+    JSON-able, for store plans; :func:`melflow.audio.io.load_clips` takes them as ``spans``.
+    """
+    offsets = df["offset_s"].tolist()
+    durations = df["duration_s"].tolist()
+    return [
+        None if math.isnan(o) else [float(o), float(d)]
+        for o, d in zip(offsets, durations, strict=True)
+    ]

@@ -35,6 +35,7 @@ from melflow.features.extract import (
     clip_keys,
     feature_layout,
     feature_store_digest,
+    item_span,
 )
 from melflow.features.spectral import compute_features
 from melflow.features.store import (
@@ -45,7 +46,7 @@ from melflow.features.store import (
     completed_fill,
     fill_store,
 )
-from melflow.manifest import manifest_digest, ok_rows
+from melflow.manifest import manifest_digest, ok_rows, spans
 
 AUGMENT_CODE_VERSION = "1"
 # Known when a row is planned (and kept in the store's index) ...
@@ -149,6 +150,7 @@ def augment_items(
     wanted = np.flatnonzero(store.unplanned(keys)) if store is not None else range(len(keys))
     clips = rows.to_dict("records")
     items = []
+    windows = spans(rows)
     for position in wanted:
         r, v = clips[position // n_variants], int(position % n_variants)
         source = sources[position // n_variants]
@@ -163,6 +165,7 @@ def augment_items(
                 "sha256": r["sha256"],
                 "source_clip_id": r["clip_id"],
                 "seed": variant_seed(seed=cfg.augment.seed, key=source, variant=v),
+                "span": windows[position // n_variants],
             }
         )
     return items, len(keys)
@@ -206,14 +209,20 @@ def augment_store_batch(
     clean: dict[str, np.ndarray] = {}
     waves, items = [], []
     for item in batch.items:
-        if item["path"] not in clean:
+        source = item["source_clip_id"]
+        if source not in clean:
             clean = {
-                item["path"]: load_clip(
-                    item["path"], sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, fs=fs
+                source: load_clip(
+                    item["path"],
+                    sr=audio.sr,
+                    duration_s=audio.duration_s,
+                    crop=audio.crop,
+                    fs=fs,
+                    span=item_span(item),
                 )
             }
         y, applied = augment_waveform(
-            clean[item["path"]],
+            clean[source],
             sr=audio.sr,
             cfg=augment,
             rng=np.random.default_rng(int(item["seed"])),

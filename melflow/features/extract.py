@@ -16,7 +16,7 @@ import pandas as pd
 from distributed import Client
 
 from melflow import storage
-from melflow.audio.io import load_clips
+from melflow.audio.io import Span, load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.spectral import compute_features, feature_shapes
@@ -29,7 +29,7 @@ from melflow.features.store import (
     completed_fill,
     fill_store,
 )
-from melflow.manifest import manifest_digest, ok_rows
+from melflow.manifest import manifest_digest, ok_rows, spans
 
 # 3: stores keep a key index and name plans by their batch range (new store URLs; the
 # augmented store follows, its digest includes this one).
@@ -96,10 +96,13 @@ def clip_keys(rows: pd.DataFrame) -> list[str]:
 
 
 def manifest_items(rows: pd.DataFrame, keys: list[str] | None = None) -> list[dict[str, Any]]:
-    """One store item per row of ``rows`` (usable clips, in order): key, columns and path."""
-    fields = (KEY, "path", *FEATURE_COLUMNS)
+    """One store item per row of ``rows`` (usable clips, in order): key, columns, path and span.
+
+    ``span`` is ``[offset_s, duration_s]`` for a window of a long file, else ``None``.
+    """
+    fields = (KEY, "path", *FEATURE_COLUMNS, "span")
     keys = clip_keys(rows) if keys is None else keys
-    columns = [keys, *(rows[name].tolist() for name in fields[1:])]
+    columns = [keys, *(rows[name].tolist() for name in fields[1:-1]), spans(rows)]
     # One dict per row from zipped column lists: several times faster than itertuples.
     return [dict(zip(fields, values, strict=True)) for values in zip(*columns, strict=True)]
 
@@ -109,6 +112,12 @@ def unplanned_items(store: RowStore, rows: pd.DataFrame) -> list[dict[str, Any]]
     keys = clip_keys(rows)
     new = np.flatnonzero(store.unplanned(keys))
     return manifest_items(rows.iloc[new], [keys[i] for i in new])
+
+
+def item_span(item: dict[str, Any]) -> Span | None:
+    """The window a store item reads, as :func:`manifest_items` planned it."""
+    span = item.get("span")
+    return None if span is None else (float(span[0]), float(span[1]))
 
 
 def extract_batch(
@@ -133,6 +142,7 @@ def extract_batch(
         duration_s=audio.duration_s,
         crop=audio.crop,
         fs=fs,
+        spans=[item_span(item) for item in batch.items],
     )
     arrays = compute_features(y, sr=audio.sr, cfg=features)
     store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=STORED_COLUMNS)

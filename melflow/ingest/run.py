@@ -27,6 +27,7 @@ from melflow import storage
 from melflow.config import AudioConfig, PipelineConfig
 from melflow.demo_corpus import generate_demo_corpus
 from melflow.ingest.probe import Job, Probe, ProbeCache, probe_files
+from melflow.ingest.segments import segment_long_files
 from melflow.ingest.sources import (
     Corpus,
     audio_extensions,
@@ -98,7 +99,7 @@ def _judge(probe: Probe, audio: AudioConfig) -> tuple[str, str]:
     duration = probe.frames / probe.sr
     if duration < audio.min_duration_s:
         return "too_short", f"{duration:.3f} s < audio.min_duration_s={audio.min_duration_s:g}"
-    if duration > audio.max_duration_s:
+    if duration > audio.max_duration_s and audio.segment is None:
         return "too_long", f"{duration:.3f} s > audio.max_duration_s={audio.max_duration_s:g}"
     if probe.peak_db < audio.silence_db:
         return "silent", f"peak {probe.peak_db:.1f} dBFS < audio.silence_db={audio.silence_db:g}"
@@ -110,7 +111,7 @@ def _apply_probes(df: pd.DataFrame, probes: dict[str, Probe], audio: AudioConfig
     probed = (df["status"] == OK).to_numpy()
     found = [probes[path] for path in df.loc[probed, "path"]]
     judged = [_judge(p, audio) for p in found]
-    df = df.assign(sha256="", duration_s=math.nan, sr=0, channels=0)
+    df = df.assign(sha256="", offset_s=math.nan, duration_s=math.nan, sr=0, channels=0)
     rows = df.index[probed]
     df.loc[rows, "status"] = [status for status, _ in judged]
     df.loc[rows, "detail"] = [detail for _, detail in judged]
@@ -205,6 +206,8 @@ def ingest_corpus(
     if n_probed:
         cache.save(jobs, probes, prefix=corpus.address(""))
     df = _mark_duplicates(_apply_probes(df, probes, cfg.audio))
+    # After de-duplication, which compares whole files: windows of one file share its bytes.
+    df = segment_long_files(df, audio=cfg.audio)
     df["split"] = assign_splits(df, cfg.corpus)
     result = _write_outputs(df, cfg, n_probed)
     log.info(
