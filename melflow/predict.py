@@ -13,9 +13,11 @@ otherwise the reason, with ``label`` missing and probabilities NaN).
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +29,20 @@ from melflow import storage
 from melflow.audio.io import (
     MAX_SOURCE_SR,
     MIN_SOURCE_SR,
+    Span,
     fix_length,
     read_audio,
     resample,
     to_mono,
 )
-from melflow.config import AudioConfig
+from melflow.config import AudioConfig, SegmentConfig
 from melflow.errors import AudioError, MelflowError, ParameterError
+from melflow.ingest.segments import window_starts_ms
 from melflow.models.bundle import ModelMeta, predict_waveforms
 
 DEFAULT_BATCH_SIZE = 64
 PATH, WAVEFORM, SR, LABEL, ERROR = "path", "waveform", "sr", "label", "error"
+OFFSET, DURATION = "offset_s", "duration_s"
 PROB_PREFIX = "prob_"
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
@@ -52,7 +57,68 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
-def _waveform_clip(waveform: Any, sr: Any, *, audio: AudioConfig) -> np.ndarray:
+@dataclass(frozen=True)
+class Decoded:
+    """The model inputs of each input row, or why it has none.
+
+    Attributes
+    ----------
+    clips : list
+        Per row, float32 ``(n_windows, round(audio.sr * audio.duration_s))`` at
+        ``audio.sr`` (one window for a clip taken whole), or ``None`` on error.
+    windows : list
+        Per row, the ``(offset_s, duration_s)`` of each window of a long recording, or
+        ``[]`` when the row was taken whole (padded/cropped like training clips).
+    errors : list of str
+        ``""`` for decoded rows, else ``"<reason>: <detail>"``.
+    """
+
+    clips: list[np.ndarray | None]
+    windows: list[list[Span]]
+    errors: list[str]
+
+
+def long_file_segment(audio: AudioConfig) -> SegmentConfig:
+    """How a recording longer than ``audio.max_duration_s`` is cut for prediction.
+
+    ``audio.segment`` when the model was trained on windows, else back-to-back windows of
+    ``audio.duration_s`` (ingest would have quarantined such a file as ``too_long``).
+    """
+    return audio.segment or SegmentConfig(window_s=audio.duration_s)
+
+
+def _fit_windows(
+    y: np.ndarray, orig_sr: int, *, audio: AudioConfig
+) -> tuple[np.ndarray, list[Span]]:
+    """Decoded samples ``(n_samples[, channels])`` at ``orig_sr`` Hz -> model clips and windows.
+
+    A recording up to ``audio.max_duration_s`` is one clip, as training pads/crops it; a
+    longer one is cut as ingest cuts it (:func:`melflow.ingest.segments.window_starts_ms`),
+    each window downmixed, resampled and padded from its own source samples, as
+    extraction reads a window.
+    """
+    n_samples = round(audio.sr * audio.duration_s)
+    duration_s = y.shape[0] / orig_sr
+
+    def fit(part: np.ndarray) -> np.ndarray:
+        mono = resample(to_mono(part), orig_sr=orig_sr, target_sr=audio.sr)
+        return fix_length(mono, n_samples=n_samples, crop=audio.crop)
+
+    if duration_s <= audio.max_duration_s:
+        return fit(y)[None], []
+    segment = long_file_segment(audio)
+    windows = [
+        (start_ms / 1000, min(segment.window_s, duration_s - start_ms / 1000))
+        for start_ms in window_starts_ms(duration_s, segment=segment)
+    ]
+    clips = [
+        fit(y[round(offset * orig_sr) : round(offset * orig_sr) + round(length * orig_sr)])
+        for offset, length in windows
+    ]
+    return np.stack(clips), windows
+
+
+def _waveform_samples(waveform: Any, sr: Any) -> tuple[np.ndarray, int]:
     y = np.asarray(waveform, dtype=np.float32)
     if y.ndim not in (1, 2) or y.shape[0] == 0:
         raise AudioError("no_samples", f"waveform of shape {y.shape}")
@@ -60,53 +126,47 @@ def _waveform_clip(waveform: Any, sr: Any, *, audio: AudioConfig) -> np.ndarray:
         raise AudioError("non_finite", "waveform")
     if not _present(sr) or not MIN_SOURCE_SR <= int(sr) <= MAX_SOURCE_SR:
         raise AudioError("bad_sample_rate", f"sr={sr!r}")
-    mono = resample(to_mono(y), orig_sr=int(sr), target_sr=audio.sr)
-    return fix_length(mono, n_samples=round(audio.sr * audio.duration_s), crop=audio.crop)
+    return y, int(sr)
 
 
-def _path_clip(path: str, *, audio: AudioConfig) -> np.ndarray:
+def _path_samples(path: str) -> tuple[np.ndarray, int]:
     # The full decode ingest uses: the same reasons (empty_file, not_audio, non_finite, ...).
     fs = storage.filesystem(path)[0] if storage.is_url(path) else None
-    y, sr = read_audio(path, fs=fs)
-    mono = resample(to_mono(y), orig_sr=sr, target_sr=audio.sr)
-    return fix_length(mono, n_samples=round(audio.sr * audio.duration_s), crop=audio.crop)
+    return read_audio(path, fs=fs)
 
 
-def decode_rows(
-    frame: pd.DataFrame, *, audio: AudioConfig
-) -> tuple[list[np.ndarray | None], list[str]]:
-    """Fixed-length waveforms at ``audio.sr`` for each row, or the reason it has none.
-
-    Returns
-    -------
-    clips : list
-        float32 arrays of shape ``(round(audio.sr * audio.duration_s),)``, ``None`` on error.
-    errors : list of str
-        ``""`` for decoded rows, else ``"<reason>: <detail>"``.
-    """
+def decode_rows(frame: pd.DataFrame, *, audio: AudioConfig) -> Decoded:
+    """The model inputs of each row (see :class:`Decoded`), or the reason it has none."""
     if PATH not in frame.columns and WAVEFORM not in frame.columns:
         raise ParameterError(f"input needs a {PATH!r} column or {WAVEFORM!r} and {SR!r} columns")
-    clips: list[np.ndarray | None] = []
-    errors: list[str] = []
+    decoded = Decoded([], [], [])
     for row in frame.to_dict("records"):
         try:
             if _present(row.get(PATH)):
-                clips.append(_path_clip(str(row[PATH]), audio=audio))
+                y, sr = _path_samples(str(row[PATH]))
             elif _present(row.get(WAVEFORM)):
-                clips.append(_waveform_clip(row[WAVEFORM], row.get(SR), audio=audio))
+                y, sr = _waveform_samples(row[WAVEFORM], row.get(SR))
             else:
                 raise AudioError("missing", f"row has neither {PATH!r} nor {WAVEFORM!r}")
-            errors.append("")
+            clips, windows = _fit_windows(y, sr, audio=audio)
+            decoded.clips.append(clips)
+            decoded.windows.append(windows)
+            decoded.errors.append("")
         except AudioError as exc:
-            clips.append(None)
-            errors.append(str(exc))
-    return clips, errors
+            decoded.clips.append(None)
+            decoded.windows.append([])
+            decoded.errors.append(str(exc))
+    return decoded
 
 
 def predict_frame(
     model: nn.Module, meta: ModelMeta, frame: pd.DataFrame, *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> pd.DataFrame:
     """Classify every row of ``frame`` (paths or waveforms); bad rows get an ``error``.
+
+    A recording longer than the model's ``audio.max_duration_s`` is classified window by
+    window (:func:`long_file_segment`); its row holds the mean of the windows'
+    probabilities and the label they give, and one row per window follows it.
 
     Parameters
     ----------
@@ -115,29 +175,48 @@ def predict_frame(
     frame : DataFrame
         Column ``path``, or columns ``waveform`` and ``sr`` (Hz); one clip per row.
     batch_size : int
-        Clips per forward pass; bounds memory for large frames.
+        Clips (windows) per forward pass; bounds memory for large frames.
 
     Returns
     -------
     DataFrame
-        ``label``, ``prob_<class>`` per class of ``meta.classes``, ``error``; same row order.
+        ``label``, ``prob_<class>`` per class of ``meta.classes``, ``error``, ``offset_s``
+        and ``duration_s`` (seconds; NaN on a row for a whole input, set on window rows).
+        The index is the position of the input row each output row belongs to: one row per
+        input, in order, each followed by its window rows, if any.
     """
     audio = AudioConfig.model_validate(meta.audio)
-    clips, errors = decode_rows(frame, audio=audio)
-    probs = np.full((len(clips), len(meta.classes)), np.nan, dtype=np.float64)
-    ok = [i for i, clip in enumerate(clips) if clip is not None]
-    for start in range(0, len(ok), batch_size):
-        rows = ok[start : start + batch_size]
-        y = np.stack([clips[i] for i in rows])  # type: ignore[misc]
-        probs[rows] = predict_waveforms(model, meta, y, sr=audio.sr)
-    labels = [
-        meta.classes[int(np.argmax(p))] if not err else None
-        for p, err in zip(probs, errors, strict=True)
-    ]
-    out = pd.DataFrame(probs, columns=prob_columns(meta.classes))
-    out.insert(0, LABEL, pd.Series(labels, dtype=object))
-    out[ERROR] = errors
+    decoded = decode_rows(frame, audio=audio)
+    owners = [i for i, clips in enumerate(decoded.clips) if clips is not None for _ in clips]
+    inputs = [window for clips in decoded.clips if clips is not None for window in clips]
+    window_probs = np.empty((len(inputs), len(meta.classes)), dtype=np.float64)
+    for start in range(0, len(inputs), batch_size):
+        y = np.stack(inputs[start : start + batch_size])
+        window_probs[start : start + len(y)] = predict_waveforms(model, meta, y, sr=audio.sr)
+    by_row: dict[int, list[np.ndarray]] = {}
+    for owner, p in zip(owners, window_probs, strict=True):
+        by_row.setdefault(owner, []).append(p)
+    nan = np.full(len(meta.classes), np.nan)
+    records, index = [], []
+    for i, error in enumerate(decoded.errors):
+        probs = by_row.get(i, [])
+        mean = np.mean(probs, axis=0) if probs else nan
+        records.append(_record(mean, error, meta.classes, (math.nan, math.nan)))
+        index.append(i)
+        for p, window in zip(probs if decoded.windows[i] else [], decoded.windows[i], strict=True):
+            records.append(_record(p, "", meta.classes, window))
+            index.append(i)
+    columns = [LABEL, *prob_columns(meta.classes), ERROR, OFFSET, DURATION]
+    out = pd.DataFrame.from_records(records, columns=columns, index=index)
+    out[LABEL] = out[LABEL].astype(object)
     return out
+
+
+def _record(
+    probs: np.ndarray, error: str, classes: Sequence[str], window: Span | tuple[float, float]
+) -> tuple[Any, ...]:
+    label = None if error or np.isnan(probs).any() else classes[int(np.argmax(probs))]
+    return (label, *map(float, probs), error, *window)
 
 
 def find_audio_files(inputs: Iterable[str], *, extensions: Sequence[str]) -> list[str]:
@@ -198,17 +277,21 @@ def predict_files(
     Returns
     -------
     DataFrame
-        ``path``, ``label``, ``prob_*``, ``error``: one row per file, in order.
+        ``path``, ``label``, ``prob_*``, ``error`` (and ``offset_s``, ``duration_s`` from
+        :func:`predict_frame`): one row per file, in order, each followed by the rows of
+        its windows when it was classified window by window.
     """
     if batch_size < 1:
         raise ParameterError(f"batch_size must be positive, got {batch_size}")
     parts = []
     for start in range(0, len(files), batch_size):
         paths = list(files[start : start + batch_size])
-        result = predict(pd.DataFrame({PATH: paths})).reset_index(drop=True)
-        if len(result) != len(paths):
+        result = predict(pd.DataFrame({PATH: paths}))
+        owners = result.index.to_numpy()  # the input row of each output row (see predict_frame)
+        if sorted(set(owners.tolist())) != list(range(len(paths))):
             raise MelflowError(f"the model returned {len(result)} rows for {len(paths)} files")
-        result.insert(0, PATH, paths)
+        result = result.reset_index(drop=True)
+        result.insert(0, PATH, [paths[i] for i in owners])
         parts.append(result)
         if on_progress is not None:
             on_progress(start + len(paths), len(files))
@@ -294,7 +377,12 @@ def check_writable(out: str) -> None:
 
 
 def summarize(predictions: pd.DataFrame) -> dict[str, Any]:
-    """Counts for a prediction table: files, classified, errors, and files per label."""
+    """Counts for a prediction table: files, classified, errors, and files per label.
+
+    Window rows (``offset_s`` set) are details of their file's row and are not counted.
+    """
+    if OFFSET in predictions.columns:
+        predictions = predictions[predictions[OFFSET].isna()]
     ok = predictions[predictions[ERROR].fillna("") == ""]
     return {
         "files": len(predictions),

@@ -29,6 +29,7 @@ from melflow.predict import (
 )
 
 CLASSES = ["a", "b", "c"]
+COLUMNS = ["path", "label", "prob_a", "prob_b", "prob_c", "error", "offset_s", "duration_s"]
 
 
 @pytest.fixture
@@ -84,7 +85,10 @@ def test_decode_rows_matches_training_decoding_and_reports_bad_rows(
             "sr": [None, 44100, 44100, sr, None],
         }
     )
-    clips, errors = decode_rows(frame, audio=cfg.audio)
+    decoded = decode_rows(frame, audio=cfg.audio)
+    errors, windows = decoded.errors, decoded.windows
+    clips = [None if c is None else c[0] for c in decoded.clips]  # short rows: one clip each
+    assert windows == [[]] * 5 and {c.shape[0] for c in decoded.clips if c is not None} == {1}
     n = round(sr * cfg.audio.duration_s)
     np.testing.assert_array_equal(
         clips[0], load_clip(str(folder / "tone0.wav"), sr=sr, duration_s=cfg.audio.duration_s)
@@ -113,7 +117,8 @@ def test_predict_frame_equals_bundle_predictions_in_batches(
     frame = pd.DataFrame({"waveform": list(clips), "sr": [sr] * len(clips)})
     frame.loc[2, "sr"] = 0  # one bad row in the middle keeps its place
     out = predict_frame(model, meta, frame, batch_size=2)
-    assert list(out.columns) == ["label", "prob_a", "prob_b", "prob_c", "error"]
+    assert list(out.columns) == COLUMNS[1:]
+    assert list(out.index) == [0, 1, 2, 3, 4] and out[["offset_s", "duration_s"]].isna().all(None)
     good = [0, 1, 3, 4]
     expected = predict_waveforms(model, meta, clips[good], sr=sr)
     np.testing.assert_allclose(out.loc[good, ["prob_a", "prob_b", "prob_c"]], expected, atol=1e-6)
@@ -157,7 +162,7 @@ def test_predict_files_batches_in_order_and_summarizes(
     )
     assert calls == [4, 2] and progress == [(4, 6), (6, 6)]
     assert list(out["path"]) == files
-    assert list(out.columns) == ["path", "label", "prob_a", "prob_b", "prob_c", "error"]
+    assert list(out.columns) == COLUMNS
     broken = out["path"].str.endswith("broken.wav")
     assert out.loc[broken, "error"].str.len().gt(0).all() and out.loc[~broken, "error"].eq("").all()
     summary = summarize(out)
@@ -184,7 +189,7 @@ def test_predict_task_writes_csv_with_error_row(
     assert summary["version"] == "1" and (summary["files"], summary["errors"]) == (6, 1)
     table = pd.read_csv(out)
     table["error"] = table["error"].fillna("")
-    assert list(table.columns) == ["path", "label", "prob_a", "prob_b", "prob_c", "error"]
+    assert list(table.columns) == COLUMNS
     assert (table["error"] != "").sum() == 1 and table.loc[
         table["error"] != "", "path"
     ].str.endswith("broken.wav").all()
