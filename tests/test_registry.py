@@ -292,7 +292,7 @@ def test_registered_pyfunc_predicts_raw_audio_like_the_bundle(
     by_waveform = model.predict(
         pd.DataFrame({"waveform": [c.tolist() for c in clips], "sr": [sr] * 3})
     )
-    assert list(by_waveform.columns) == ["label", *prob_cols, "error"]
+    assert list(by_waveform.columns) == ["label", *prob_cols, "error", "offset_s", "duration_s"]
     np.testing.assert_allclose(by_waveform[prob_cols].to_numpy(), expected, atol=1e-5)
     assert list(by_waveform["label"]) == [CLASSES[i] for i in expected.argmax(axis=1)]
     assert (by_waveform["error"] == "").all()
