@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from bench.bench_cli import bench_cli
 from bench.bench_extract import bench_extract, bench_memory, cache_fractions
 from bench.bench_extract_formats import bench_extract_formats
 from melflow.config import PipelineConfig, load_config
@@ -52,6 +53,17 @@ def manifest_of(cfg: PipelineConfig) -> Any:
     assert demo is not None
     generate_demo_corpus(root=cfg.corpus.root, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
     return ok_rows(load_manifest(ingest_corpus(cfg=cfg)))
+
+
+def cli_corpora(quick: bool) -> dict[str, PipelineConfig]:
+    """The corpora of the cold ``melflow extract`` command: 3,000 and 30,000 clips, ingested."""
+    sizes = {"3k": 50, "30k": 500} if quick else {"3k": 500, "30k": 5000}
+    corpora = {}
+    for name, per_class in sizes.items():
+        cfg = corpus_config(f"cli-{name}", per_class)
+        manifest_of(cfg)
+        corpora[name] = cfg
+    return corpora
 
 
 def memory_sizes(sizes: dict[str, int]) -> dict[str, float]:
@@ -140,6 +152,7 @@ def run(quick: bool, only: Sequence[str] = ()) -> dict[str, Any]:
         only,
     )
     optional_sections(results, manifest=manifest, cfg=cfg, quick=quick, only=only)
+    section("cli", lambda: bench_cli(work=WORK, corpora=cli_corpora(quick)), results, only)
     if not quick:
         section("memory", lambda: memory_sizes({"10k": 1700, "50k": 8400}), results, only)
     return results
