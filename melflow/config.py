@@ -302,6 +302,14 @@ class ModelConfig(_Section):
         description="(bins, frames) after the adaptive average pooling before the head; "
         "a few bands and time steps keep where and when energy lies.",
     )
+    crop_frames: int | None = Field(
+        None,
+        ge=1,
+        description="Frames the network sees: training draws one random crop of this length "
+        "per clip and epoch, inference averages the logits of test_crops evenly spaced crops; "
+        "None = the whole clip.",
+    )
+    test_crops: int = Field(3, ge=1, le=64, description="Crops averaged at inference.")
 
     @model_validator(mode="after")
     def _check_widths(self) -> ModelConfig:
@@ -353,9 +361,31 @@ class TrainConfig(_Section):
     use_augmented: bool = True
     spec_augment: SpecAugmentConfig = SpecAugmentConfig()
     mixup: MixupConfig = MixupConfig()
+    warmup_epochs: int = Field(
+        0, ge=0, description="Epochs of linear LR warm-up before the schedule (step-wise)."
+    )
+    ema_decay: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Per-step decay of an exponential moving average of the weights; the "
+        "average is what is validated and saved. 0 = off.",
+    )
     seed: int = 0
     num_threads: int = Field(2, ge=1, le=256)
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="auto = CUDA when available, else CPU."
+    )
+    mixed_precision: bool = Field(True, description="float16 autocast + grad scaling on CUDA.")
     init_from_champion: bool = False
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> TrainConfig:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"train.warmup_epochs={self.warmup_epochs} must be below train.epochs={self.epochs}"
+            )
+        return self
 
 
 class RegistryConfig(_Section):

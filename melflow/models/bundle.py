@@ -2,7 +2,8 @@
 
 Layout of ``bundle_dir``::
 
-    model.pt     the ``state_dict`` (tensors only; loaded with ``weights_only=True``)
+    model.pt     the ``state_dict`` of an :class:`~melflow.models.frontend.AudioClassifier`
+                 (tensors only, front-end statistics included; ``weights_only=True``)
     meta.json    :class:`ModelMeta`: classes, model/audio/features config, normalization
 
 The bundle carries the audio and feature configuration it was trained on, so
@@ -26,7 +27,7 @@ from melflow.audio.io import fix_length, resample
 from melflow.config import AudioConfig, FeaturesConfig, ModelConfig
 from melflow.errors import ParameterError, StoreError
 from melflow.features.spectral import compute_features
-from melflow.models.cnn import build_model
+from melflow.models.frontend import AudioClassifier, build_classifier
 
 WEIGHTS = "model.pt"
 META = "meta.json"
@@ -38,9 +39,9 @@ PREDICT_BATCH = 256
 class ModelMeta:
     """What a bundle's model expects and produces.
 
-    ``mean`` and ``std`` have one entry per frequency bin (``n_bins``) and are applied as
-    ``(x - mean) / std`` to the raw dB feature before the network; ``n_frames`` is the
-    training input length (the network itself accepts any length).
+    ``mean`` and ``std`` have one entry per frequency bin (``n_bins``): the statistics of
+    the model's front end, kept here for readers (the weights carry them too);
+    ``n_frames`` is the training input length (the network itself accepts any length).
     """
 
     classes: list[str]
@@ -71,27 +72,28 @@ def read_meta(bundle_dir: str) -> ModelMeta:
     return ModelMeta(**json.loads(storage.read_bytes(path)))
 
 
-def load_bundle(bundle_dir: str) -> tuple[nn.Module, ModelMeta]:
-    """Rebuild the network from ``meta.json``, load its weights, switch to eval mode."""
+def load_bundle(bundle_dir: str) -> tuple[AudioClassifier, ModelMeta]:
+    """Rebuild the classifier from ``meta.json``, load its weights, switch to eval mode.
+
+    Bundles written before the front end was part of the model hold the bare network's
+    weights; those get their front end from ``meta.mean`` and ``meta.std``.
+    """
     meta = read_meta(bundle_dir)
-    model = build_model(
-        ModelConfig.model_validate(meta.model), n_classes=len(meta.classes), n_bins=meta.n_bins
+    model = build_classifier(
+        ModelConfig.model_validate(meta.model),
+        n_classes=len(meta.classes),
+        mean=torch.tensor(meta.mean),
+        std=torch.tensor(meta.std),
     )
     state = torch.load(
         io.BytesIO(storage.read_bytes(storage.join(bundle_dir, WEIGHTS))),
         map_location="cpu",
         weights_only=True,
     )
-    model.load_state_dict(state)
+    target: nn.Module = model if "front.mean" in state else model.body
+    target.load_state_dict(state)
     model.eval()
     return model, meta
-
-
-def normalize(x: np.ndarray, meta: ModelMeta) -> np.ndarray:
-    """``(x - mean) / std`` per frequency bin; ``x`` of shape ``(..., n_bins, n_frames)``."""
-    mean = np.asarray(meta.mean, dtype=np.float32)[:, None]
-    std = np.asarray(meta.std, dtype=np.float32)[:, None]
-    return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32, copy=False)
 
 
 def predict_features(model: nn.Module, meta: ModelMeta, x: np.ndarray) -> np.ndarray:
@@ -115,8 +117,8 @@ def predict_features(model: nn.Module, meta: ModelMeta, x: np.ndarray) -> np.nda
     out = np.empty((x.shape[0], len(meta.classes)), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, x.shape[0], PREDICT_BATCH):
-            block = torch.from_numpy(normalize(x[start : start + PREDICT_BATCH], meta))
-            logits = model(block.unsqueeze(1))
+            block = torch.from_numpy(np.asarray(x[start : start + PREDICT_BATCH], np.float32))
+            logits = model(block)
             out[start : start + len(block)] = torch.softmax(logits, dim=1).numpy()
     return out
 

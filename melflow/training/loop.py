@@ -34,12 +34,12 @@ from melflow import storage
 from melflow.augment.online import augment_batch
 from melflow.config import PipelineConfig, TrainConfig
 from melflow.digest import digest_of
-from melflow.errors import StoreError
+from melflow.errors import ConfigError, StoreError
 from melflow.evaluation.metrics import classification_report
 from melflow.features.extract import feature_store_url
 from melflow.features.store import RowStore
 from melflow.models.bundle import HISTORY, ModelMeta, save_bundle
-from melflow.models.cnn import build_model
+from melflow.models.frontend import AudioClassifier, build_classifier
 from melflow.training.dataset import (
     ChunkBatches,
     Selection,
@@ -51,7 +51,7 @@ from melflow.training.dataset import (
 
 log = logging.getLogger(__name__)
 
-TRAIN_CODE_VERSION = "1"
+TRAIN_CODE_VERSION = "2"
 CHECKPOINT = "last.pt"
 EVAL_BATCH = 256
 
@@ -134,16 +134,74 @@ def _optimizer(tc: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def _scheduler(tc: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+def lr_factor(tc: TrainConfig, epoch: float, *, step: float = 0.0) -> float:
+    """LR multiplier of the step that starts at fractional ``epoch`` (``step`` epochs long).
+
+    A linear warm-up over ``warmup_epochs`` (reaching ``1`` as the last warm-up step
+    ends, so no step runs at LR 0), then ``cosine`` (half a cosine period down to 0
+    over the remaining epochs), ``step`` (times ``gamma`` every ``step_size`` epochs) or a
+    constant; ``plateau`` is driven by validation scores instead (see :func:`_scheduler`).
+    """
+    if epoch < tc.warmup_epochs:
+        return min(1.0, (epoch + step) / tc.warmup_epochs)
     if tc.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=tc.epochs)
+        progress = (epoch - tc.warmup_epochs) / (tc.epochs - tc.warmup_epochs)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
     if tc.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=tc.step_size, gamma=tc.gamma)
+        return float(tc.gamma ** (int(epoch) // tc.step_size))
+    return 1.0
+
+
+def _scheduler(tc: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
     if tc.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=tc.gamma, patience=tc.lr_patience
         )
     return None
+
+
+def _set_lr(tc: TrainConfig, optimizer: torch.optim.Optimizer, epoch: float, step: float) -> float:
+    """Set (and return) the LR of the step starting at fractional ``epoch``."""
+    if not (tc.scheduler == "plateau" and epoch >= tc.warmup_epochs):
+        # after warm-up, ReduceLROnPlateau owns the LR of the plateau schedule
+        for group in optimizer.param_groups:
+            group["lr"] = tc.lr * lr_factor(tc, epoch, step=step)
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def resolve_device(setting: str) -> torch.device:
+    """The device of ``train.device``: ``auto`` is CUDA when available, else the CPU.
+
+    Raises :class:`~melflow.errors.ConfigError` when ``cuda`` or ``mps`` is asked for and
+    this machine's torch cannot use it.
+    """
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available[setting]:
+        raise ConfigError(
+            f"train.device={setting!r} but this torch build sees no {setting.upper()} device; "
+            "use train.device=auto or cpu"
+        )
+    return torch.device(setting)
+
+
+def random_crops(x: torch.Tensor, *, frames: int, generator: torch.Generator) -> torch.Tensor:
+    """One random crop of ``frames`` frames per example of ``x`` ``(batch, n_bins, n_frames)``.
+
+    Starts are uniform over the positions where the crop fits; an input no longer than
+    ``frames`` is returned as is.
+    """
+    n_frames = x.shape[-1]
+    if n_frames <= frames:
+        return x
+    starts = torch.randint(0, n_frames - frames + 1, (x.shape[0], 1), generator=generator)
+    index = (starts + torch.arange(frames)).to(x.device)
+    return x.gather(-1, index[:, None, :].expand(-1, x.shape[1], -1))
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -153,19 +211,49 @@ def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.as_tensor(weights, dtype=torch.float32)
 
 
-class _Normalizer:
-    """Raw dB ``(batch, n_bins, n_frames)`` -> normalized ``(batch, 1, n_bins, n_frames)``."""
+@dataclass(frozen=True)
+class _Device:
+    """Where tensors go, and whether float16 autocast with gradient scaling is on."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.mean = mean.to(torch.float32)[:, None]
-        self.std = std.to(torch.float32)[:, None]
+    device: torch.device
+    amp: bool
 
-    def __call__(self, x: np.ndarray) -> torch.Tensor:
-        return ((torch.from_numpy(x) - self.mean) / self.std).unsqueeze(1)
+    def tensor(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        if self.device.type == "cuda":  # pinned pages let the copy overlap compute
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def autocast(self) -> Any:
+        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+
+
+class _Ema:
+    """Exponential moving average of a model's parameters (buffers are copied as is)."""
+
+    def __init__(self, model: AudioClassifier, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs, 1.0 - self.decay)
+        for kept, current in zip(self.model.buffers(), model.buffers(), strict=True):
+            kept.copy_(current)
 
 
 def _load_init_state(model: nn.Module, init_state: dict[str, Any]) -> None:
-    """Warm start: copy every tensor whose name and shape match (a new head stays fresh)."""
+    """Warm start: copy every tensor whose name and shape match (a new head stays fresh).
+
+    The front end keeps this run's statistics; a bare network's state (older bundles)
+    lands in the body.
+    """
+    if not any(k.startswith("body.") for k in init_state):
+        init_state = {f"body.{k}": v for k, v in init_state.items()}
+    init_state = {k: v for k, v in init_state.items() if not k.startswith("front.")}
     own = model.state_dict()
     usable = {
         k: v for k, v in init_state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)
@@ -179,7 +267,7 @@ def _load_init_state(model: nn.Module, init_state: dict[str, Any]) -> None:
 
 
 def _evaluate(
-    model: nn.Module, batches: ChunkBatches, normalize: _Normalizer, classes: list[str]
+    model: nn.Module, batches: ChunkBatches, dev: _Device, classes: list[str]
 ) -> dict[str, float | None]:
     if not batches.n_rows:
         return {"val_loss": None, "val_accuracy": None, "val_macro_f1": None}
@@ -187,11 +275,12 @@ def _evaluate(
     total_loss, truth, pred = 0.0, [], []
     with torch.inference_mode():
         for x, y in batches.epoch(0):
-            logits = model(normalize(x))
-            target = torch.from_numpy(y)
+            with dev.autocast():
+                logits = model(dev.tensor(x)).float()
+            target = dev.tensor(y)
             total_loss += float(functional.cross_entropy(logits, target, reduction="sum"))
             truth.append(y)
-            pred.append(logits.argmax(dim=1).numpy())
+            pred.append(logits.argmax(dim=1).cpu().numpy())
     report = classification_report(
         y_true=np.concatenate(truth), y_pred=np.concatenate(pred), classes=classes
     )
@@ -210,41 +299,65 @@ def _step_reporter(
     )
 
 
+@dataclass
+class _Step:
+    """What one optimisation step needs besides the batch."""
+
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: _Ema | None
+    dev: _Device
+    weight: torch.Tensor | None
+    generator: torch.Generator
+    n_classes: int
+
+
 def _train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model: AudioClassifier,
     batches: Iterable[tuple[np.ndarray, np.ndarray]],
     *,
-    normalize: _Normalizer,
+    epoch: int,
+    steps: int,
     tc: TrainConfig,
-    n_classes: int,
-    weight: torch.Tensor | None,
-    generator: torch.Generator,
+    step: _Step,
     on_step: Callable[[int, float], None] | None,
-) -> float:
-    """One pass over ``batches`` (with online augmentation if enabled); mean training loss."""
+) -> tuple[float, float]:
+    """One pass over ``batches`` (random crops, online augmentation, LR warm-up/schedule,
+    EMA update when enabled); the mean training loss and the LR of the first step."""
     model.train()
-    total, seen = 0.0, 0
-    for step, (x, y) in enumerate(batches, start=1):
-        inputs, target = normalize(x), torch.from_numpy(y)
-        if tc.spec_augment.enabled or tc.mixup.enabled:
-            onehot = functional.one_hot(target, n_classes).to(torch.float32)
-            inputs, soft = augment_batch(
-                inputs, onehot, spec=tc.spec_augment, mix=tc.mixup, generator=generator
+    total, seen, first_lr = 0.0, 0, math.nan
+    for i, (x, y) in enumerate(batches, start=1):
+        lr = _set_lr(tc, step.optimizer, epoch + (i - 1) / max(steps, 1), 1 / max(steps, 1))
+        first_lr = lr if i == 1 else first_lr
+        raw, target = step.dev.tensor(x), step.dev.tensor(y)
+        if tc.model.crop_frames is not None:
+            raw = random_crops(raw, frames=tc.model.crop_frames, generator=step.generator)
+        with step.dev.autocast():
+            inputs = model.front(raw)
+            if tc.spec_augment.enabled or tc.mixup.enabled:
+                onehot = functional.one_hot(target, step.n_classes).to(torch.float32)
+                inputs, soft = augment_batch(
+                    inputs, onehot, spec=tc.spec_augment, mix=tc.mixup, generator=step.generator
+                )
+                if tc.mixup.enabled:
+                    target = soft
+            loss = functional.cross_entropy(
+                model.classify(inputs).float(),
+                target,
+                weight=step.weight,
+                label_smoothing=tc.label_smoothing,
             )
-            if tc.mixup.enabled:
-                target = soft
-        loss = functional.cross_entropy(
-            model(inputs), target, weight=weight, label_smoothing=tc.label_smoothing
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step.optimizer.zero_grad(set_to_none=True)
+        step.scaler.scale(loss).backward()
+        step.scaler.step(step.optimizer)
+        step.scaler.update()
+        if step.ema is not None:
+            step.ema.update(model)
         total += loss.item() * len(y)
         seen += len(y)
         if on_step is not None:
-            on_step(step, loss.item())
-    return total / max(seen, 1)
+            on_step(i, loss.item())
+    return total / max(seen, 1), first_lr
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -274,11 +387,9 @@ def _fingerprint(cfg: PipelineConfig, data: _Data, init_state: dict[str, Any] | 
 def _write_bundle(
     bundle_dir: str,
     *,
-    model: nn.Module,
+    model: AudioClassifier,
     cfg: PipelineConfig,
     data: _Data,
-    mean: torch.Tensor,
-    std: torch.Tensor,
     history: list[dict[str, Any]],
 ) -> None:
     meta = ModelMeta(
@@ -287,8 +398,8 @@ def _write_bundle(
         audio=cfg.audio.model_dump(mode="json"),
         features=cfg.features.model_dump(mode="json"),
         feature=cfg.train.feature,
-        mean=[float(v) for v in mean],
-        std=[float(v) for v in std],
+        mean=[float(v) for v in model.front.mean.flatten()],
+        std=[float(v) for v in model.front.std.flatten()],
         n_bins=data.n_bins,
         n_frames=data.n_frames,
     )
@@ -348,70 +459,79 @@ def train_model(
                 f"checkpoint {ckpt_path} belongs to another training setup; remove {run_dir}"
             )
 
-    if ckpt is not None:
-        mean, std = ckpt["mean"], ckpt["std"]
-    else:
-        mean_np, std_np = feature_stats(data.stats_source)
-        mean, std = torch.from_numpy(mean_np), torch.from_numpy(std_np)
-    normalize = _Normalizer(mean, std)
     n_classes = len(data.classes)
-    model = build_model(tc.model, n_classes=n_classes, n_bins=data.n_bins)
+    n_bins = data.n_bins
+    if ckpt is None:  # a resumed run gets its statistics back with the model's state
+        mean, std = (torch.from_numpy(v) for v in feature_stats(data.stats_source))
+    else:
+        mean, std = torch.zeros(n_bins), torch.ones(n_bins)
+    model = build_classifier(tc.model, n_classes=n_classes, mean=mean, std=std)
     if init_state is not None and ckpt is None:
         _load_init_state(model, init_state)
+    device = resolve_device(tc.device)
+    model.to(device)
+    dev = _Device(device=device, amp=tc.mixed_precision and device.type == "cuda")
     optimizer = _optimizer(tc, model)
     scheduler = _scheduler(tc, optimizer)
-    weight = class_weights(data.train_labels, n_classes) if tc.class_weights else None
-    generator = torch.Generator().manual_seed(tc.seed)
+    weight = class_weights(data.train_labels, n_classes).to(device) if tc.class_weights else None
+    step = _Step(
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler(device.type, enabled=dev.amp),
+        ema=_Ema(model, tc.ema_decay) if tc.ema_decay > 0 else None,
+        dev=dev,
+        weight=weight,
+        generator=torch.Generator().manual_seed(tc.seed),
+        n_classes=n_classes,
+    )
+    scored = model if step.ema is None else step.ema.model  # validated and saved
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {
         "epoch": 0,
         "score": -math.inf,
-        "state": copy.deepcopy(model.state_dict()),
+        "state": copy.deepcopy(scored.state_dict()),
     }
     bad_epochs, start, done = 0, 0, False
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+        if step.ema is not None:
+            step.ema.model.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        step.scaler.load_state_dict(ckpt["scaler"])
         if scheduler is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
         torch.set_rng_state(ckpt["torch_rng"])
-        generator.set_state(ckpt["generator_rng"])
+        step.generator.set_state(ckpt["generator_rng"])
         history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
         start, done = ckpt["epoch"], ckpt["done"]
         log.info("resuming %s after epoch %d", run_dir, start)
 
     for epoch in range(start, start if done else tc.epochs):
-        lr = float(optimizer.param_groups[0]["lr"])
-        train_loss = _train_epoch(
+        train_loss, lr = _train_epoch(
             model,
-            optimizer,
             data.train.epoch(epoch),
-            normalize=normalize,
+            epoch=epoch,
+            steps=len(data.train),
             tc=tc,
-            n_classes=n_classes,
-            weight=weight,
-            generator=generator,
+            step=step,
             on_step=None if on_step is None else _step_reporter(on_step, epoch, len(data.train)),
         )
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
-            **_evaluate(model, data.val, normalize, data.classes),
+            **_evaluate(scored, data.val, dev, data.classes),
             "lr": lr,
         }
         history.append(record)
         f1 = record["val_macro_f1"]
         score = f1 if f1 is not None else -record["train_loss"]
         if score > best["score"]:
-            best = {"epoch": epoch + 1, "score": score, "state": copy.deepcopy(model.state_dict())}
+            best = {"epoch": epoch + 1, "score": score, "state": copy.deepcopy(scored.state_dict())}
             bad_epochs = 0
         else:
             bad_epochs += 1
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if scheduler is not None and epoch + 1 >= tc.warmup_epochs:
             scheduler.step(score)
-        elif scheduler is not None:
-            scheduler.step()
         done = epoch + 1 == tc.epochs or (tc.patience > 0 and bad_epochs >= tc.patience)
         _save_checkpoint(
             ckpt_path,
@@ -420,15 +540,15 @@ def train_model(
                 "epoch": epoch + 1,
                 "done": done,
                 "model": model.state_dict(),
+                "ema": None if step.ema is None else step.ema.model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "scaler": step.scaler.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "torch_rng": torch.get_rng_state(),
-                "generator_rng": generator.get_state(),
+                "generator_rng": step.generator.get_state(),
                 "history": history,
                 "best": best,
                 "bad_epochs": bad_epochs,
-                "mean": mean,
-                "std": std,
             },
         )
         if on_epoch is not None:
@@ -436,9 +556,9 @@ def train_model(
         if done:
             break
 
-    model.load_state_dict(best["state"])
+    scored.load_state_dict(best["state"])
     bundle_dir = str(Path(run_dir, "bundle"))
-    _write_bundle(bundle_dir, model=model, cfg=cfg, data=data, mean=mean, std=std, history=history)
+    _write_bundle(bundle_dir, model=scored.cpu(), cfg=cfg, data=data, history=history)
     return TrainResult(
         bundle_dir=bundle_dir,
         history=history,

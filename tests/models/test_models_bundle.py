@@ -66,7 +66,7 @@ def test_predict_features_normalizes_then_softmaxes(
     probs = predict_features(model, meta, x)
     z = (x - np.array(meta.mean, np.float32)[:, None]) / np.array(meta.std, np.float32)[:, None]
     with torch.no_grad():
-        expected = torch.softmax(model(torch.from_numpy(z).unsqueeze(1)), dim=1).numpy()
+        expected = torch.softmax(model.body(torch.from_numpy(z).unsqueeze(1)), dim=1).numpy()
     assert probs.shape == (300, 3)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)

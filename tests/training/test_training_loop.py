@@ -193,9 +193,9 @@ def test_warm_start_copies_matching_tensors(small_cfg: PipelineConfig, tmp_path:
         cfg=cfg4, manifest=manifest4, run_dir=str(tmp_path / "warm"), init_state=state
     )
     weights = _weights(warm.bundle_dir)
-    first_conv = "features.0.weight"
+    first_conv = "body.features.0.weight"
     torch.testing.assert_close(weights[first_conv], state[first_conv])
-    head = [k for k in weights if k.startswith("head.") and k.endswith("weight")][-1]
+    head = [k for k in weights if k.startswith("body.head.") and k.endswith("weight")][-1]
     assert weights[head].shape[0] == 4 != state[head].shape[0]
     with pytest.raises(StoreError, match="no tensor of matching shape"):
         train_model(
