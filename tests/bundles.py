@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from melflow.config import PipelineConfig
-from melflow.models import ModelMeta, build_model, save_bundle
+from melflow.models import ModelMeta, save_bundle
+from melflow.models.frontend import build_classifier
 
 
 def tiny_bundle(
@@ -18,7 +19,12 @@ def tiny_bundle(
     """
     torch.manual_seed(seed)
     n_bins = cfg.features.n_mels
-    model = build_model(cfg.train.model, n_classes=len(classes), n_bins=n_bins).eval()
+    model = build_classifier(
+        cfg.train.model,
+        n_classes=len(classes),
+        mean=torch.full((n_bins,), -40.0),
+        std=torch.full((n_bins,), 20.0),
+    ).eval()
     meta = ModelMeta(
         classes=classes,
         model=cfg.train.model.model_dump(mode="json"),
