@@ -388,6 +388,38 @@ class TrainConfig(_Section):
         return self
 
 
+class CvConfig(_Section):
+    """Cross-validation folds (``melflow cv``); see :mod:`melflow.cv`."""
+
+    folds_from: Literal["column", "path_regex", "kfold"] = Field(
+        "column",
+        description="column: the manifest's fold column (corpus.fold_column); path_regex: "
+        "(?P<fold>...) of cv.fold_regex in the corpus-relative path; kfold: cv.k stratified, "
+        "grouped folds.",
+    )
+    fold_regex: str | None = Field(None, description=r"For path_regex, e.g. '^fold(?P<fold>\d+)/'.")
+    k: int = Field(5, ge=2, le=100, description="Folds of kfold.")
+    only: tuple[str, ...] = Field((), description="Run only these folds (names); () = all.")
+    val_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Stratified, grouped share of train groups for val."
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_regex(self) -> CvConfig:
+        if self.folds_from == "path_regex":
+            if "(?P<fold>" not in (self.fold_regex or ""):
+                raise ValueError(
+                    "cv.folds_from 'path_regex' needs cv.fold_regex with a named group "
+                    r"(?P<fold>...), e.g. '^fold(?P<fold>\d+)/'"
+                )
+            try:
+                re.compile(str(self.fold_regex))
+            except re.error as exc:
+                raise ValueError(f"cv.fold_regex is not a valid regex: {exc}") from None
+        return self
+
+
 class RegistryConfig(_Section):
     """MLflow tracking and the promotion gate (see :mod:`melflow.promotion`)."""
 
@@ -430,6 +462,7 @@ class PipelineConfig(_Section):
     dask: DaskConfig = DaskConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    cv: CvConfig = CvConfig()
     registry: RegistryConfig = RegistryConfig()
     sweep: SweepConfig = SweepConfig()
 

@@ -10,7 +10,7 @@ import pytest
 
 from melflow.config import CorpusConfig
 from melflow.errors import ConfigError
-from melflow.ingest.splits import assign_splits, group_unit
+from melflow.ingest.splits import assign_splits, group_unit, stratified_val
 
 RANDOM = CorpusConfig(root="unused", test_fraction=0.2, val_fraction=0.1, seed=0)
 
@@ -113,7 +113,7 @@ def test_column_split_keeps_test_and_carves_val_from_train_groups() -> None:
     split = assign_splits(df, cfg)
     assert ((split == "test") == (pd.Series(given) == "Test")).all()
     val_groups = set(df.loc[split == "val", "group"])
-    assert val_groups == {g for g in groups if group_unit(0, g) < 0.25}
+    assert val_groups == set(sorted(groups, key=lambda g: group_unit(0, g))[:10])  # 25 % of 40
     assert not val_groups & set(df.loc[split == "train", "group"])
 
 
@@ -130,3 +130,28 @@ def test_bad_split_values_and_missing_folds_are_config_errors() -> None:
     fold = RANDOM.model_copy(update={"split_source": "fold"})
     with pytest.raises(ConfigError, match="without an integer fold"):
         assign_splits(table([("a", "g"), ("a", "h")], fold=[1, -1]), fold)
+
+
+def test_stratified_val_gives_every_class_with_two_groups_its_share() -> None:
+    # 3 classes of 30, 5 and 2 groups (one clip each) and a class with a single group
+    rows = [("big", f"b{i}") for i in range(30)] + [("mid", f"m{i}") for i in range(5)]
+    rows += [("two", "t0"), ("two", "t1"), ("one", "o0")]
+    df = table(rows)
+    split = stratified_val(df, np.full(len(df), "train", dtype=object), fraction=0.1, seed=3)
+    val = df.loc[split == "val"]
+    assert val["label"].value_counts().to_dict() == {"big": 3, "mid": 1, "two": 1}
+    # the lowest-u groups of a class are the ones taken
+    big = sorted((f"b{i}" for i in range(30)), key=lambda g: group_unit(3, g))
+    assert set(val.loc[val["label"] == "big", "group"]) == set(big[:3])
+
+
+def test_stratified_val_keeps_groups_whole_and_test_untouched() -> None:
+    rows = [(lab, f"g{i}") for i in range(12) for lab in ("a", "a", "b")]
+    df = table(rows)
+    given = np.array(["test" if i < 6 else "train" for i in range(len(df))], dtype=object)
+    split = stratified_val(df, given, fraction=0.25, seed=0)
+    assert (split[:6] == "test").all()
+    for _, rows_of_group in df.assign(split=split).groupby("group"):
+        assert rows_of_group["split"].nunique() == 1
+    val_groups = df.loc[split == "val", "group"].nunique()
+    assert val_groups == round(0.25 * 10)

@@ -24,8 +24,11 @@ clips come in new groups, that is the only possible move: no clip ever moves *in
 or val, so a model's test set never gains clips it trained on.
 
 With ``split_source: column`` or ``fold`` the given ``test`` split is kept as is; when the
-result has no ``val`` rows and ``val_fraction > 0``, the train groups with
-``u < val_fraction`` (and borrowed ones, as above) become ``val``.
+result has no ``val`` rows and ``val_fraction > 0``, :func:`stratified_val` carves a
+stratified, grouped ``val`` split out of the train groups: every class gets
+``round(val_fraction * n_groups)`` of its groups (at least one when it has two or more,
+never its last one), lowest ``u`` first. Early stopping and the choice of the best epoch
+then see every class in its proportion, not a class with one clip by chance.
 """
 
 from __future__ import annotations
@@ -116,11 +119,56 @@ def assign_splits(df: pd.DataFrame, cfg: CorpusConfig) -> pd.Series:
             split = _fold_splits(df["fold"], cfg)
         targets = []
         if cfg.val_fraction > 0 and not (split == "val").any():
-            split[(split == "train") & (u < cfg.val_fraction)] = "val"
-            targets = ["val"]
+            split = stratified_val(df, split, fraction=cfg.val_fraction, seed=cfg.seed)
     for target in targets:
         _borrow(df, split, u, target)
     return pd.Series(split, index=df.index, name="split")
+
+
+def stratified_val(
+    df: pd.DataFrame, split: np.ndarray, *, fraction: float, seed: int
+) -> np.ndarray:
+    """Move a stratified share of the train groups to ``val``; a new split array.
+
+    Every class with ``n`` usable train groups gets ``round(fraction * n)`` of them in
+    ``val``, at least 1 when ``n >= 2`` and at most ``n - 1``. Groups are taken in order
+    of their fixed point ``u`` (so the choice is seeded and mostly stable as the corpus
+    grows); a group spanning classes counts for each of them and is only taken while
+    every class of it keeps a train group elsewhere.
+
+    Parameters
+    ----------
+    df : pd.DataFrame
+        Rows with ``group``, ``label`` and ``status``, aligned with ``split``.
+    split : np.ndarray
+        ``train``/``val``/``test`` per row; only ``train`` rows move.
+    fraction : float
+        Share of each class's train groups to move, in [0, 1).
+    seed : int
+        Seeds the groups' fixed points (:func:`group_unit`).
+    """
+    split = split.copy()
+    ok = (df["status"] == OK).to_numpy() & (split == "train")
+    labels = df["label"].astype(str).to_numpy()
+    groups = df["group"].astype(str).to_numpy()
+    pairs = pd.DataFrame({"group": groups[ok], "label": labels[ok]}).drop_duplicates()
+    per_class = pairs.groupby("label")["group"].nunique()
+    quota = {
+        label: min(n - 1, max(1, round(fraction * n))) if n >= 2 else 0
+        for label, n in per_class.items()
+    }
+    classes_of = pairs.groupby("group")["label"].agg(set).to_dict()
+    train_groups = per_class.to_dict()  # usable train groups left per class
+    taken = dict.fromkeys(quota, 0)
+    for group in sorted(classes_of, key=lambda g: (group_unit(seed, g), g)):
+        classes = classes_of[group]
+        wanted = any(taken[c] < quota[c] for c in classes)
+        if wanted and all(train_groups[c] > 1 for c in classes):
+            split[(groups == group) & (split == "train")] = "val"
+            for c in classes:
+                taken[c] += 1
+                train_groups[c] -= 1
+    return split
 
 
 def _borrow(df: pd.DataFrame, split: np.ndarray, u: np.ndarray, target: str) -> None:

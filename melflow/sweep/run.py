@@ -271,7 +271,7 @@ def run_point(
     model, meta = load_bundle(str(Path(point_dir, f"fold-{folds[0].name}", "bundle")))
     cost = model_cost(
         model,
-        input_shape=(1, meta.n_bins, meta.n_frames),
+        input_shape=(meta.n_bins, meta.n_frames),  # raw dB: the front end is in the model
         repeats=latency_repeats,
         batches=LATENCY_BATCHES,
     )

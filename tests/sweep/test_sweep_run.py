@@ -60,7 +60,7 @@ def test_a_point_is_trained_scored_costed_and_then_cached(
     assert 0.0 <= fold.accuracy <= 1.0 and 0.0 <= fold.macro_f1 <= 1.0
     model, meta = load_bundle(str(Path(point_dir, "fold-split", "bundle")))
     assert result.params == sum(p.numel() for p in model.parameters())
-    assert result.macs == count_macs(model, input_shape=(1, meta.n_bins, meta.n_frames))
+    assert result.macs == count_macs(model, input_shape=(meta.n_bins, meta.n_frames))
     assert set(result.latency_ms) == {1, 64}
     row = result.row()
     assert row["train.model.arch"] == "vgg" and row["accuracy_std"] == 0.0
