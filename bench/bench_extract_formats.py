@@ -37,13 +37,19 @@ FORMATS: dict[str, tuple[str, str, str]] = {
 def encode_corpus(sources: pd.DataFrame, *, root: Path, fmt: str) -> None:
     """Write each source clip as a 4 s, 44.1 kHz stereo file ``root/<label>/<stem><ext>``.
 
-    Files already there are kept, so a rerun encodes only what is missing.
+    Files already there are kept, so a rerun encodes only what is missing; files of other
+    sources are removed, so the corpus holds exactly ``sources``.
     """
     container, subtype, ext = FORMATS[fmt]
     n_samples = round(SOURCE_SR * CLIP_S)
     delay = round(SOURCE_SR * RIGHT_DELAY_S)
-    for path, label in zip(sources["path"], sources["label"], strict=True):
-        out = root / label / f"{Path(path).stem}{ext}"
+    wanted = {
+        root / label / f"{Path(path).stem}{ext}": path
+        for path, label in zip(sources["path"], sources["label"], strict=True)
+    }
+    for stale in set(root.rglob(f"*{ext}")) - set(wanted):
+        stale.unlink()
+    for out, path in wanted.items():
         if out.exists():
             continue
         y, sr = sf.read(path, dtype="float32")
@@ -102,9 +108,11 @@ def bench_extract_formats(
 ) -> dict[str, float]:
     """The ``extract_formats`` section: WAV figures unprefixed, FLAC ones prefixed ``flac_``."""
     out: dict[str, float] = {"clips": n_clips}
+    step = max(len(sources) // n_clips, 1)  # spread over the classes (FLAC sizes differ)
+    picked = sources.iloc[::step].iloc[:n_clips]
     for fmt in FORMATS:
         cfg = formats_config(work, fmt, n_clips)
-        encode_corpus(sources.iloc[:n_clips], root=Path(cfg.corpus.root), fmt=fmt)
+        encode_corpus(picked, root=Path(cfg.corpus.root), fmt=fmt)
         manifest = ok_rows(load_manifest(ingest_corpus(cfg=cfg)))
         if len(manifest) != n_clips:
             raise RuntimeError(f"{fmt} corpus: {len(manifest)} usable clips, expected {n_clips}")
