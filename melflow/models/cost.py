@@ -92,6 +92,7 @@ def latency_ms(
     batch_size: int,
     repeats: int = 20,
     warmup: int = 3,
+    num_threads: int = 1,
 ) -> float:
     """Median CPU wall time per item of a forward pass, in milliseconds.
 
@@ -107,20 +108,24 @@ def latency_ms(
         Timed passes; the median is returned (robust to a busy machine).
     warmup : int
         Untimed passes first (allocator and kernel selection).
+    num_threads : int
+        Intra-op threads while timing (restored afterwards). One thread by default: the
+        figure of a single-core deployment, and the least disturbed on a shared machine.
 
     Returns
     -------
     float
         Median milliseconds per pass divided by ``batch_size``.
     """
-    if batch_size < 1 or repeats < 1 or warmup < 0:
+    if batch_size < 1 or repeats < 1 or warmup < 0 or num_threads < 1:
         raise ParameterError(
-            f"batch_size and repeats must be positive and warmup >= 0, got "
-            f"{batch_size}, {repeats}, {warmup}"
+            f"batch_size, repeats and num_threads must be positive and warmup >= 0, got "
+            f"{batch_size}, {repeats}, {num_threads}, {warmup}"
         )
     x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
-    was_training = model.training
+    was_training, threads = model.training, torch.get_num_threads()
     model.eval()
+    torch.set_num_threads(num_threads)
     times = []
     try:
         with torch.inference_mode():
@@ -131,6 +136,7 @@ def latency_ms(
                     times.append(time.perf_counter() - start)
     finally:
         model.train(was_training)
+        torch.set_num_threads(threads)
     return statistics.median(times) * 1000.0 / batch_size
 
 
@@ -140,13 +146,20 @@ def model_cost(
     input_shape: tuple[int, ...],
     repeats: int = 20,
     batches: tuple[int, ...] = LATENCY_BATCHES,
+    num_threads: int = 1,
 ) -> ModelCost:
     """Parameters, MACs per item and median latency per item for each of ``batches``."""
     return ModelCost(
         params=count_parameters(model),
         macs=count_macs(model, input_shape=input_shape),
         latency_ms={
-            b: latency_ms(model, input_shape=input_shape, batch_size=b, repeats=repeats)
+            b: latency_ms(
+                model,
+                input_shape=input_shape,
+                batch_size=b,
+                repeats=repeats,
+                num_threads=num_threads,
+            )
             for b in batches
         },
     )

@@ -13,12 +13,14 @@ point resumes its fold's training from the last checkpoint (same final weights).
 from __future__ import annotations
 
 import json
+import resource
 import statistics
-import threading
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,12 @@ from melflow.evaluation.evaluate import evaluate_bundle
 from melflow.models.bundle import load_bundle
 from melflow.models.cost import LATENCY_BATCHES, model_cost
 from melflow.sweep.grid import Point
-from melflow.training.loop import TRAIN_CODE_VERSION, train_model
+from melflow.training.loop import TRAIN_CODE_VERSION, TrainResult, train_model
 
 SWEEP_CODE_VERSION = "1"
 POINT_FILE = "point.json"
 METER_FILE = "meter.json"
 POINT_ID_CHARS = 8
-_SAMPLE_S = 0.02
 _MB = 1024 * 1024
 
 
@@ -119,30 +120,14 @@ def point_id(digest: str) -> str:
     return digest[:POINT_ID_CHARS]
 
 
-@contextmanager
-def peak_memory() -> Iterator[Callable[[], float]]:
-    """Sample this process's resident memory; yields a function giving the peak growth in MB.
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``: KiB on Linux, B on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (_MB if sys.platform == "darwin" else 1024)
 
-    Peak growth over the resident size at entry, sampled every 20 ms by a thread: the
-    process's lifetime maximum (``ru_maxrss``) cannot be reset between points.
-    """
-    proc = psutil.Process()
-    base = proc.memory_info().rss
-    peak = base
-    stop = threading.Event()
 
-    def sample() -> None:
-        nonlocal peak
-        while not stop.wait(_SAMPLE_S):
-            peak = max(peak, proc.memory_info().rss)
-
-    thread = threading.Thread(target=sample, name="melflow-peak-memory", daemon=True)
-    thread.start()
-    try:
-        yield lambda: (max(peak, proc.memory_info().rss) - base) / _MB
-    finally:
-        stop.set()
-        thread.join()
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / _MB
 
 
 def _read_meter(path: Path) -> dict[str, float]:
@@ -151,10 +136,37 @@ def _read_meter(path: Path) -> dict[str, float]:
     return {"train_s": 0.0, "peak_train_mb": 0.0}
 
 
+def _metered_training(
+    cfg: PipelineConfig, manifest: pd.DataFrame, run_dir: str, augmented_store_url: str | None
+) -> TrainResult:
+    """Train, saving seconds and memory growth after every epoch (run in a fresh process)."""
+    meter_path = Path(run_dir, METER_FILE)
+    before = _read_meter(meter_path)
+    start, idle_mb = time.perf_counter(), _rss_mb()
+
+    def save_meter(_: dict[str, Any]) -> None:
+        meter = {
+            "train_s": before["train_s"] + time.perf_counter() - start,
+            "peak_train_mb": max(before["peak_train_mb"], _peak_rss_mb() - idle_mb),
+        }
+        storage.write_bytes_atomic(str(meter_path), json.dumps(meter).encode())
+
+    return train_model(
+        cfg=cfg,
+        manifest=manifest,
+        run_dir=run_dir,
+        augmented_store_url=augmented_store_url,
+        on_epoch=save_meter,
+    )
+
+
 def train_test_fold(
     cfg: PipelineConfig, fold: Fold, run_dir: str, *, augmented_store_url: str | None
 ) -> FoldScore:
     """Train on the fold's train (and val) split, score the best epoch on its test split.
+
+    Training runs in a fresh (spawned) process, so its memory is its own, not what earlier
+    points left in this one; it resumes from a checkpoint in ``run_dir``.
 
     Parameters
     ----------
@@ -170,30 +182,16 @@ def train_test_fold(
     Returns
     -------
     FoldScore
-        ``train_s`` and ``peak_train_mb`` add up every try of an interrupted training:
-        seconds are summed, memory is the largest peak.
+        ``train_s`` (seconds of completed epochs) adds up every try of an interrupted
+        training; ``peak_train_mb`` (peak resident memory of the training process above
+        its size once imports were done: data windows, activations, gradients, optimizer
+        state) is the largest over the tries.
     """
-    meter_path = Path(run_dir, METER_FILE)
-    before = _read_meter(meter_path)
-    start = time.perf_counter()
-
-    with peak_memory() as peak_mb:
-
-        def save_meter(_: dict[str, Any]) -> None:
-            meter = {
-                "train_s": before["train_s"] + time.perf_counter() - start,
-                "peak_train_mb": max(before["peak_train_mb"], peak_mb()),
-            }
-            storage.write_bytes_atomic(str(meter_path), json.dumps(meter).encode())
-
-        trained = train_model(
-            cfg=cfg,
-            manifest=fold.manifest,
-            run_dir=run_dir,
-            augmented_store_url=augmented_store_url,
-            on_epoch=save_meter,
-        )
-    meter = _read_meter(meter_path)
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        trained = pool.submit(
+            _metered_training, cfg, fold.manifest, run_dir, augmented_store_url
+        ).result()
+    meter = _read_meter(Path(run_dir, METER_FILE))
     evaluated = evaluate_bundle(
         cfg=cfg,
         manifest=fold.manifest,
@@ -267,7 +265,7 @@ def run_point(
     scores = [
         run_fold(point.cfg, fold, str(Path(point_dir, f"fold-{fold.name}"))) for fold in folds
     ]
-    # Cost of the trained network (all folds share its shape), at the training thread count.
+    # Cost of the trained network (all folds share its shape); latency on one thread.
     model, meta = load_bundle(str(Path(point_dir, f"fold-{folds[0].name}", "bundle")))
     cost = model_cost(
         model,

@@ -1,0 +1,104 @@
+"""The sweep flow: prepare the data once, then train, score and cost every grid point.
+
+Every point reads the same manifest, feature store and augmented store (a grid varies
+``train.*`` only). Points are content-addressed folders under ``<data_dir>/sweeps/points``;
+a finished point is read back, so a killed sweep reruns only what had not finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow
+
+from flows.pipeline import pipeline_flow
+from melflow.augment.offline import augment_store_digest, augmented_store_url
+from melflow.config import PipelineConfig
+from melflow.digest import digest_of
+from melflow.errors import ConfigError
+from melflow.features.extract import feature_store_digest
+from melflow.ingest import latest_manifest, load_manifest
+from melflow.sweep.grid import Point
+from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
+from melflow.sweep.table import SweepFiles, results_frame, write_results
+from tasks.progress import reporter
+from tasks.sweep import sweep_point_task
+
+
+@dataclass
+class SweepRun:
+    """A finished sweep: the table, its files, and which points ran now or were cached."""
+
+    frame: pd.DataFrame
+    files: SweepFiles
+    out_dir: str
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+
+
+def sweeps_root(cfg: PipelineConfig) -> Path:
+    """``<data_dir>/sweeps``: points and sweep tables (training needs a local folder)."""
+    from melflow import storage
+
+    if storage.is_url(cfg.paths.data_dir):
+        raise ConfigError("melflow sweep needs a local paths.data_dir (training runs locally)")
+    return Path(cfg.paths.data_dir, "sweeps")
+
+
+def _uses_augmented(cfg: PipelineConfig) -> bool:
+    return cfg.augment.enabled and cfg.train.use_augmented
+
+
+def _folds(manifest: pd.DataFrame) -> list[Fold]:
+    """The divisions every point is scored on: today the profile's one train/test split."""
+    return [Fold("split", manifest)]
+
+
+@flow(name="sweep", log_prints=False)
+def sweep_flow(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
+    """Prepare the data (cached stages), then run every point not finished before."""
+    # Any point that trains on augmented variants needs the augmented store filled.
+    data_cfg = next((p.cfg for p in points if _uses_augmented(p.cfg)), cfg)
+    pipeline_flow(data_cfg, until="augment")
+    ingested = latest_manifest(cfg=data_cfg)
+    assert ingested is not None  # ingest always writes the pointer
+    folds = _folds(load_manifest(ingested, storage_options=cfg.paths.storage_options))
+    augmented = augmented_store_url(data_cfg) if _uses_augmented(data_cfg) else None
+    data_digest = digest_of(
+        feature_store_digest(cfg),
+        ingested.manifest_digest,
+        augment_store_digest(data_cfg) if augmented else None,
+    )
+    root = sweeps_root(cfg)
+    progress = reporter("sweep")
+    results: list[PointResult] = []
+    for point in points:
+        digest = point_digest(point.cfg, data_digest=data_digest, folds=[f.name for f in folds])
+        point_dir = str(root / "points" / digest)
+        result = finished_point(point_dir) or sweep_point_task(
+            point, digest, point_dir, folds, augmented, cfg.sweep.latency_repeats
+        )
+        results.append(result)
+        progress(len(results), len(points))
+
+    fields = [name for name, _ in points[0].assignments]
+    frame = results_frame([r.row() for r in results], fields=fields)
+    out_dir = str(root / digest_of("sweep", [r.point for r in results]))
+    about = {
+        "profile": cfg.name,
+        "grid": fields,
+        "folds": [f.name for f in folds],
+        "manifest_digest": ingested.manifest_digest,
+        "latency": "CPU, one thread, median ms per clip of the model's forward pass over "
+        f"{cfg.sweep.latency_repeats} repeats",
+    }
+    files = write_results(frame, out_dir=out_dir, about=about, title=f"{cfg.name}: sweep")
+    return SweepRun(
+        frame=frame,
+        files=files,
+        out_dir=out_dir,
+        computed=[r.point for r in results if not r.cached],
+        cached=[r.point for r in results if r.cached],
+    )

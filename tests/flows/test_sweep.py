@@ -1,0 +1,136 @@
+"""``melflow sweep`` on the small profile: a 2x2 grid with every figure, SIGKILL and resume,
+and bad grids refused in one line before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import small_config
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.sweep import SweepRun, sweep_flow, sweeps_root
+from melflow.config import PipelineConfig
+from melflow.sweep.grid import grid_points, parse_axis
+from melflow.sweep.run import POINT_FILE
+from melflow.sweep.table import DETERMINISTIC_COLUMNS
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = ("train.epochs=2", "train.num_threads=1", "sweep.latency_repeats=3")
+GRID = ("train.model.arch=cnn,vgg", "train.model.channels=[4,8],[8,16]")
+
+
+def _config(root: Path) -> PipelineConfig:
+    return small_config(root, *SETTINGS)
+
+
+def _sweep(cfg: PipelineConfig) -> SweepRun:
+    return sweep_flow(cfg, grid_points(cfg, [parse_axis(g) for g in GRID]))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> SweepRun:
+    return _sweep(_config(tmp_path_factory.mktemp("clean")))
+
+
+def test_a_two_by_two_sweep_measures_every_figure(uninterrupted: SweepRun) -> None:
+    frame = uninterrupted.frame
+    assert len(frame) == 4 and len(uninterrupted.computed) == 4 and not uninterrupted.cached
+    assert frame["train.model.arch"].tolist() == ["cnn", "cnn", "vgg", "vgg"]
+    assert frame["train.model.channels"].tolist() == [[4, 8], [8, 16]] * 2
+    assert not frame.isna().any().any()
+    assert frame["accuracy_mean"].between(0, 1).all() and frame["macro_f1_mean"].between(0, 1).all()
+    assert (frame["accuracy_std"] == 0).all() and (frame["folds"] == 1).all()  # one split
+    assert (frame["params"] > 0).all() and (frame["macs"] > 0).all()
+    # Wider networks cost more: the same family with twice the channels.
+    for arch in ("cnn", "vgg"):
+        rows = frame[frame["train.model.arch"] == arch]
+        assert rows["params"].iloc[1] > rows["params"].iloc[0]
+        assert rows["macs"].iloc[1] > rows["macs"].iloc[0]
+    for column in ("latency_b1_ms", "latency_b64_ms", "train_s", "peak_train_mb"):
+        assert (frame[column] > 0).all(), column
+    assert frame["pareto"].any()
+
+    files = uninterrupted.files
+    csv = pd.read_csv(files.csv)
+    assert csv["point"].tolist() == frame["point"].tolist()
+    document = json.loads(Path(files.json).read_text())
+    assert [p["point"] for p in document["points"]] == frame["point"].tolist()
+    assert document["grid"] == ["train.model.arch", "train.model.channels"]
+    assert Path(files.plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sigkill_after_the_second_point_resumes_the_rest(
+    tmp_path: Path, uninterrupted: SweepRun, prefect_harness: None
+) -> None:
+    cfg = _config(tmp_path)
+    cmd = [sys.executable, "-m", "flows.cli", "sweep", "-p", "small"]
+    for override in (f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"):
+        cmd += ["-s", override]
+    for item in SETTINGS:
+        cmd += ["-s", item]
+    for item in GRID:
+        cmd += ["-g", item]
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+    )
+    points = sweeps_root(cfg) / "points"
+    deadline = time.monotonic() + 600
+    while len(list(points.glob(f"*/{POINT_FILE}"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "two points did not finish"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list(points.glob(f"*/{POINT_FILE}"))) == 2, "a third point finished first"
+
+    resumed = _sweep(cfg)
+    assert len(resumed.cached) == 2 and len(resumed.computed) == 2
+    assert set(resumed.cached) == set(uninterrupted.frame["point"].iloc[:2])
+    columns = list(DETERMINISTIC_COLUMNS)
+    pd.testing.assert_frame_equal(resumed.frame[columns], uninterrupted.frame[columns])
+
+    again = _sweep(cfg)
+    assert len(again.cached) == 4 and not again.computed
+    pd.testing.assert_frame_equal(again.frame, resumed.frame)
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        ["train.model.arch=cnn,transformer"],
+        ["train.model.width=8,16"],
+        ["train.model.arch="],
+        ["features.n_mels=32,64"],
+    ],
+)
+def test_a_bad_grid_exits_2_with_one_line_before_any_work(tmp_path: Path, grid: list[str]) -> None:
+    cfg = _config(tmp_path)
+    args = ["sweep", "-p", "small", "-s", f"paths.data_dir={cfg.paths.data_dir}"]
+    for item in grid:
+        args += ["-g", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "grid" in lines[0]
+    assert not Path(cfg.paths.data_dir).exists()
+
+
+def test_no_grid_at_all_is_an_empty_grid(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", "-p", "small", "-s", f"paths.data_dir={tmp_path}"])
+    assert result.exit_code == 2 and "empty grid" in result.stderr
+    assert not Path(cfg.paths.data_dir).exists()
