@@ -99,7 +99,7 @@ def sweep(
 
     with melflow_errors():  # a bad grid stops here, before any work
         points = grid_points(cfg, axes_from(cfg, grid or []))
-    result = run_quietly(lambda: sweep_flow(cfg, points))
+    result = run_quietly(lambda: sweep_flow(cfg, list(grid or [])))
     _print_table(result.frame, [name for name, _ in points[0].assignments])
     console.print(
         f"{len(result.computed)} points trained, {len(result.cached)} cached\n"

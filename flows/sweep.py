@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow
 
+from flows.observe import melflow_flow, observed_run
 from flows.pipeline import pipeline_flow
 from melflow.augment.offline import augment_store_digest, augmented_store_url
 from melflow.config import PipelineConfig
@@ -20,7 +20,7 @@ from melflow.digest import digest_of
 from melflow.errors import ConfigError
 from melflow.features.extract import feature_store_digest
 from melflow.ingest import latest_manifest, load_manifest
-from melflow.sweep.grid import Point
+from melflow.sweep.grid import Point, axes_from, grid_points
 from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
 from melflow.sweep.table import SweepFiles, results_frame, write_results
 from tasks.progress import reporter
@@ -56,9 +56,18 @@ def _folds(manifest: pd.DataFrame) -> list[Fold]:
     return [Fold("split", manifest)]
 
 
-@flow(name="sweep", log_prints=False)
-def sweep_flow(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
-    """Prepare the data (cached stages), then run every point not finished before."""
+@melflow_flow(name="sweep", flow_run_name="sweep/{cfg.name}", log_prints=False)
+def sweep_flow(cfg: PipelineConfig, grid: list[str]) -> SweepRun:
+    """Prepare the data (cached stages), then run every point not finished before.
+
+    ``grid`` holds ``train.FIELD=V1,V2`` options; empty means the profile's ``sweep.grid``.
+    """
+    points = grid_points(cfg, axes_from(cfg, grid))
+    with observed_run(cfg, "sweep"):
+        return _sweep(cfg, points)
+
+
+def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
     # Any point that trains on augmented variants needs the augmented store filled.
     data_cfg = next((p.cfg for p in points if _uses_augmented(p.cfg)), cfg)
     pipeline_flow(data_cfg, until="augment")

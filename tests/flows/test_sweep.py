@@ -19,13 +19,18 @@ from typer.testing import CliRunner
 from flows.cli import app
 from flows.sweep import SweepRun, sweep_flow, sweeps_root
 from melflow.config import PipelineConfig
-from melflow.sweep.grid import grid_points, parse_axis
 from melflow.sweep.run import POINT_FILE
 from melflow.sweep.table import DETERMINISTIC_COLUMNS
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = ("train.epochs=2", "train.num_threads=1", "sweep.latency_repeats=3")
+# Short and without the augmented store: what is measured here is the sweep, not learning.
+SETTINGS = (
+    "train.epochs=1",
+    "train.num_threads=1",
+    "augment.enabled=false",
+    "sweep.latency_repeats=3",
+)
 GRID = ("train.model.arch=cnn,vgg", "train.model.channels=[4,8],[8,16]")
 
 
@@ -34,7 +39,7 @@ def _config(root: Path) -> PipelineConfig:
 
 
 def _sweep(cfg: PipelineConfig) -> SweepRun:
-    return sweep_flow(cfg, grid_points(cfg, [parse_axis(g) for g in GRID]))
+    return sweep_flow(cfg, list(GRID))
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prefect_harness: Non
     return _sweep(_config(tmp_path_factory.mktemp("clean")))
 
 
+@pytest.mark.slow
 def test_a_two_by_two_sweep_measures_every_figure(uninterrupted: SweepRun) -> None:
     frame = uninterrupted.frame
     assert len(frame) == 4 and len(uninterrupted.computed) == 4 and not uninterrupted.cached
@@ -69,6 +75,7 @@ def test_a_two_by_two_sweep_measures_every_figure(uninterrupted: SweepRun) -> No
     assert Path(files.plot).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_sigkill_after_the_second_point_resumes_the_rest(
     tmp_path: Path, uninterrupted: SweepRun, prefect_harness: None
 ) -> None:
