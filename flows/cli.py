@@ -12,7 +12,7 @@ from rich.table import Table
 
 from flows import stopping
 from flows.cli_models import models_app, predict
-from flows.cli_sweep import sweep
+from flows.cli_sweep import register_sweep, sweep
 from flows.console import (
     DaskOpt,
     JsonOpt,
@@ -278,6 +278,7 @@ def profiles() -> None:
 app.add_typer(models_app, name="models")
 app.command("predict")(predict)
 app.command("sweep")(sweep)
+models_app.command("register-sweep")(register_sweep)
 
 
 VERBOSE_FLAGS = ("-v", "--verbose")

@@ -114,3 +114,29 @@ def sweep(
         f"[bold]melflow models register-sweep {best} -p {profile}[/]",
         soft_wrap=True,
     )
+
+
+def register_sweep(
+    point: Annotated[str, typer.Argument(help="A point id: the 'point' column of the sweep.")],
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+) -> None:
+    """Train a sweep point as `melflow run` would, register it, promote it only through the gate."""
+    cfg = config_from_cli(profile, sets)
+    from flows.pipeline import pipeline_flow
+    from flows.sweep import sweeps_root
+    from melflow.sweep.run import find_point
+
+    with melflow_errors():
+        found = find_point(str(sweeps_root(cfg) / "points"), point)
+    point_cfg = config_from_cli(profile, [*(sets or []), *found.overrides])
+    summary = run_quietly(lambda: pipeline_flow(point_cfg))
+    decision = summary.decision
+    assert decision is not None  # the pipeline ran up to registration
+    outcome = "now champion" if decision.promoted else "not promoted"
+    console.print(
+        f"point {found.point} ({escape(', '.join(found.overrides))}) is "
+        f"v{decision.challenger_version} of {cfg.registry.model_name}, {outcome}: "
+        f"{escape(decision.reason)}",
+        soft_wrap=True,
+    )

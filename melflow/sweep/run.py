@@ -13,6 +13,7 @@ point resumes its fold's training from the last checkpoint (same final weights).
 from __future__ import annotations
 
 import json
+import re
 import resource
 import statistics
 import sys
@@ -30,6 +31,7 @@ import psutil
 from melflow import storage
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
+from melflow.errors import MelflowError
 from melflow.evaluation.evaluate import evaluate_bundle
 from melflow.models.bundle import load_bundle
 from melflow.models.cost import LATENCY_BATCHES, model_cost
@@ -226,6 +228,28 @@ def finished_point(point_dir: str) -> PointResult | None:
     """The saved result of a finished point, or ``None`` while it is missing or unfinished."""
     path = Path(point_dir, POINT_FILE)
     return _load_point(path) if path.exists() else None
+
+
+def find_point(points_dir: str, point: str) -> PointResult:
+    """The finished point whose id (a digest prefix, 4+ hex digits) is ``point``.
+
+    Raises
+    ------
+    MelflowError
+        Not a point id, no finished point with that id, or more than one.
+    """
+    if not re.fullmatch(r"[0-9a-f]{4,64}", point):
+        raise MelflowError(f"{point!r} is not a point id (the 'point' column of melflow sweep)")
+    root = Path(points_dir)
+    found = sorted(d for d in root.glob(f"{point}*") if (d / POINT_FILE).exists())
+    if not found:
+        known = sorted(point_id(d.parent.name) for d in root.glob(f"*/{POINT_FILE}"))
+        raise MelflowError(
+            f"no finished sweep point {point!r} in {root}; finished: {', '.join(known) or 'none'}"
+        )
+    if len(found) > 1:
+        raise MelflowError(f"point id {point!r} is ambiguous; give more of its digits")
+    return _load_point(found[0] / POINT_FILE)
 
 
 def run_point(

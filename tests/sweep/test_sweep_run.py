@@ -8,11 +8,14 @@ its best validation scores.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
+import pytest
 from training.synthetic_store import synthetic
 
 from melflow.config import PipelineConfig
+from melflow.errors import MelflowError
 from melflow.models.bundle import load_bundle
 from melflow.models.cost import count_macs
 from melflow.sweep.grid import grid_points, parse_axis
@@ -20,6 +23,7 @@ from melflow.sweep.run import (
     POINT_FILE,
     Fold,
     FoldScore,
+    find_point,
     finished_point,
     point_digest,
     run_point,
@@ -77,3 +81,28 @@ def test_a_point_is_trained_scored_costed_and_then_cached(
     assert json.loads(Path(point_dir, POINT_FILE).read_text())["overrides"] == [
         "train.model.arch=vgg"
     ]
+
+
+def test_a_finished_point_is_found_by_its_id(tmp_path: Path) -> None:
+    saved = {
+        "point": "abcd1234",
+        "assignments": {"train.model.arch": "vgg"},
+        "overrides": ["train.model.arch=vgg"],
+        "folds": [asdict(FoldScore("split", 0.9, 0.8, 3, 1.0, 5.0))],
+        "params": 10,
+        "macs": 100,
+        "latency_ms": {"1": 0.5, "64": 0.1},
+    }
+    for digest in ("abcd1234ffff0000", "abcd567800000000"):
+        folder = tmp_path / digest
+        folder.mkdir()
+        (folder / POINT_FILE).write_text(json.dumps(saved))
+    (tmp_path / "abcd9999").mkdir()  # unfinished: no point.json
+    found = find_point(str(tmp_path), "abcd1")
+    assert found.overrides == ["train.model.arch=vgg"] and found.latency_ms == {1: 0.5, 64: 0.1}
+    with pytest.raises(MelflowError, match="ambiguous"):
+        find_point(str(tmp_path), "abcd")
+    with pytest.raises(MelflowError, match=r"no finished sweep point 'abcd9'.*abcd1234, abcd5678"):
+        find_point(str(tmp_path), "abcd9")
+    with pytest.raises(MelflowError, match="not a point id"):
+        find_point(str(tmp_path), "../x")
