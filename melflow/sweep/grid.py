@@ -189,7 +189,7 @@ def grid_points(cfg: PipelineConfig, axes: Sequence[Axis]) -> list[Point]:
         raise ConfigError(
             "empty grid: give --grid train.FIELD=V1,V2 (repeatable) or a sweep.grid section"
         )
-    base = cfg.model_dump(mode="json")
+    base = cfg.model_dump()  # python mode: JSON dumps redact secrets
     seen: set[str] = set()
     for axis in axes:
         _check_field(axis.field)

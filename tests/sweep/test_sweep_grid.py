@@ -76,3 +76,9 @@ def test_a_bad_grid_fails_with_one_line_naming_the_problem(
     text = str(info.value)
     assert message in text
     assert "\n" not in text
+
+
+def test_points_keep_the_profiles_secrets() -> None:
+    cfg = load_config("small", overrides=["paths.storage_options={key: id, secret: s3cr3t}"])
+    (point,) = grid_points(cfg, [parse_axis("train.lr=0.01")])
+    assert point.cfg.paths.storage_options == {"key": "id", "secret": "s3cr3t"}
