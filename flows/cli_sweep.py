@@ -18,6 +18,7 @@ from flows.console import (
     DaskOpt,
     ProfileOpt,
     SetOpt,
+    config_for_work,
     config_from_cli,
     console,
     melflow_errors,
@@ -94,11 +95,13 @@ def sweep(
 ) -> None:
     """Train every combination of a grid; table, CSV/JSON, accuracy-vs-latency plot, MLflow."""
     cfg = config_from_cli(profile, sets, dask_address)
+    from flows.preflight import check_for_work
     from flows.sweep import sweep_flow
     from melflow.sweep.grid import axes_from, grid_points
 
-    with melflow_errors():  # a bad grid stops here, before any work
+    with melflow_errors():  # a bad grid or data folder stops here, before any work
         points = grid_points(cfg, axes_from(cfg, grid or []))
+        check_for_work(cfg, registry=True)
     result = run_quietly(lambda: sweep_flow(cfg, list(grid or [])))
     _print_table(result.frame, [name for name, _ in points[0].assignments])
     console.print(
@@ -129,7 +132,7 @@ def register_sweep(
 
     with melflow_errors():
         found = find_point(str(sweeps_root(cfg) / "points"), point)
-    point_cfg = config_from_cli(profile, [*(sets or []), *found.overrides])
+    point_cfg = config_for_work(profile, [*(sets or []), *found.overrides], registry=True)
     summary = run_quietly(lambda: pipeline_flow(point_cfg))
     decision = summary.decision
     assert decision is not None  # the pipeline ran up to registration
