@@ -24,6 +24,7 @@ import torch
 from bench.bench_cli import bench_cli
 from bench.bench_extract import bench_extract, bench_memory, cache_fractions
 from bench.bench_extract_formats import bench_extract_formats
+from bench.bench_scale import bench_scale
 from melflow.config import PipelineConfig, load_config
 from melflow.demo_corpus import generate_demo_corpus
 from melflow.ingest import ingest_corpus, load_manifest
@@ -148,6 +149,12 @@ def run(quick: bool, only: Sequence[str] = ()) -> dict[str, Any]:
             n_clips=120 if quick else 600,
             naive_clips=60 if quick else 200,
         ),
+        results,
+        only,
+    )
+    section(
+        "scale",
+        lambda: bench_scale(manifest=manifest, cfg=cfg, quick=quick),
         results,
         only,
     )

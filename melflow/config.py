@@ -174,7 +174,16 @@ class FeaturesConfig(_Section):
     power: float = Field(2.0, gt=0)
     top_db: float | None = Field(80.0, gt=0)
     dtype: Literal["float32", "float16"] = "float32"
-    batch_size: int = Field(64, ge=1, le=4096, description="Clips per Dask task = rows per chunk.")
+    batch_size: int = Field(
+        64, ge=1, le=4096, description="Rows per Zarr chunk (what reads fetch)."
+    )
+    shard_chunks: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Chunks per stored object (a Zarr v3 shard); one batch fills one shard. "
+        "1 = one object per chunk; raise it on object storage to cut PUTs and LIST entries.",
+    )
     compression_level: int = Field(1, ge=0, le=9)
 
     @model_validator(mode="after")

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 
+from melflow import storage
 from melflow.digest import digest_of
 from melflow.errors import MelflowError
-from melflow.storage import read_bytes, write_bytes_atomic
 
 COLUMNS: tuple[str, ...] = (
     "clip_id",
@@ -99,7 +100,7 @@ def write_manifest(
     df: pd.DataFrame, path: str, *, storage_options: dict[str, Any] | None = None
 ) -> None:
     """Write a normalized manifest as Parquet (local path or fsspec URL), atomically."""
-    write_bytes_atomic(path, manifest_bytes(df), storage_options)
+    storage.write_bytes_atomic(path, manifest_bytes(df), storage_options)
 
 
 def manifest_bytes(df: pd.DataFrame) -> bytes:
@@ -109,12 +110,32 @@ def manifest_bytes(df: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def manifest_chunks(
+    path: str,
+    *,
+    rows: int = 65_536,
+    columns: list[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """A manifest file as consecutive frames of up to ``rows`` rows, in file order.
+
+    The file is read as it is consumed, so memory stays bounded by ``rows`` whatever the
+    corpus size (planning at scale); ``columns`` limits what is decoded.
+    """
+    import pyarrow.parquet as pq  # pandas' Parquet engine; imported where it is used
+
+    fs, local = storage.filesystem(path, storage_options) if storage.is_url(path) else (None, path)
+    with fs.open(local, "rb") if fs is not None else open(local, "rb") as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=columns):
+            yield batch.to_pandas()
+
+
 def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """Read and normalize a manifest written by :func:`write_manifest`.
 
     ``storage_options`` apply to URLs only; a local path ignores them.
     """
-    return normalize(pd.read_parquet(io.BytesIO(read_bytes(path, storage_options))))
+    return normalize(pd.read_parquet(io.BytesIO(storage.read_bytes(path, storage_options))))
 
 
 def spans(df: pd.DataFrame) -> list[list[float] | None]:

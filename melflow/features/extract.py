@@ -8,7 +8,7 @@ selected. Completion for a given manifest is recorded under the manifest's diges
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from melflow.features.store import (
     completed_fill,
     fill_store,
 )
-from melflow.manifest import manifest_digest, ok_rows, spans
+from melflow.manifest import OK, manifest_digest, spans
 
 # 3: stores keep a key index and name plans by their batch range (new store URLs; the
 # augmented store follows, its digest includes this one).
@@ -38,6 +38,8 @@ FEATURE_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "group", "sha25
 # Zarr holds the columns a reader of the arrays needs; the plan index holds all of them
 # (string arrays cost as much to encode as the features themselves).
 STORED_COLUMNS: tuple[str, ...] = ("clip_id", "label")
+# What planning reads of a manifest.
+ITEM_COLUMNS: tuple[str, ...] = ("path", *FEATURE_COLUMNS, "offset_s", "duration_s", "status")
 
 
 ExtractResult = FillResult
@@ -70,6 +72,7 @@ def feature_layout(
         arrays=tuple(ArraySpec(k, shape, features.dtype) for k, shape in shapes.items()),
         columns=columns,
         chunk_rows=features.batch_size,
+        shard_chunks=features.shard_chunks,
         compression_level=features.compression_level,
         attrs={
             "kind": kind,
@@ -90,9 +93,9 @@ def feature_store_url(cfg: PipelineConfig) -> str:
 
 
 def clip_keys(rows: pd.DataFrame) -> list[str]:
-    """:func:`clip_key` of every row (``clip_id`` and ``sha256`` columns), vectorized."""
-    keys = rows["clip_id"].astype(str) + "#" + rows["sha256"].astype(str).str[:16]
-    return [str(k) for k in keys.tolist()]
+    """:func:`clip_key` of every row (``clip_id`` and ``sha256`` columns)."""
+    ids, shas = rows["clip_id"].astype(str).tolist(), rows["sha256"].astype(str).tolist()
+    return [f"{c}#{s[:16]}" for c, s in zip(ids, shas, strict=True)]
 
 
 def manifest_items(rows: pd.DataFrame, keys: list[str] | None = None) -> list[dict[str, Any]]:
@@ -107,11 +110,27 @@ def manifest_items(rows: pd.DataFrame, keys: list[str] | None = None) -> list[di
     return [dict(zip(fields, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def unplanned_items(store: RowStore, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """Items of the rows whose key ``store`` has not planned: no work for known clips."""
-    keys = clip_keys(rows)
-    new = np.flatnonzero(store.unplanned(keys))
-    return manifest_items(rows.iloc[new], [keys[i] for i in new])
+def unplanned_items(
+    store: RowStore, frames: Iterable[pd.DataFrame]
+) -> tuple[list[dict[str, Any]], int]:
+    """Items of the usable rows whose key ``store`` has not planned, and the usable row count.
+
+    ``frames`` are a manifest, whole or in consecutive chunks (:func:`manifest_chunks`; the
+    columns of :data:`ITEM_COLUMNS` suffice). The key index is read once and only new
+    clips become items (sorted by ``clip_id`` within a frame), so planning holds one
+    chunk plus 16 bytes per planned clip, whatever the corpus size.
+    """
+    known = store.key_index()
+    items: list[dict[str, Any]] = []
+    n_rows = 0
+    for frame in frames:
+        usable = frame[frame["status"] == OK]
+        keys = clip_keys(usable)
+        new = np.flatnonzero(store.unplanned(keys, known))
+        order = new[np.argsort(usable["clip_id"].to_numpy(dtype=object)[new], kind="stable")]
+        items += manifest_items(usable.iloc[order], [keys[i] for i in order])
+        n_rows += len(usable)
+    return items, n_rows
 
 
 def item_span(item: dict[str, Any]) -> Span | None:
@@ -191,11 +210,11 @@ def extract_features(
     if done is not None:
         return done
     store = open_feature_store(cfg)
-    rows = ok_rows(manifest)
+    items, n_items = unplanned_items(store, [manifest])
     return fill_store(
         store,
-        items=unplanned_items(store, rows),
-        n_items=len(rows),
+        items=items,
+        n_items=n_items,
         columns=FEATURE_COLUMNS,
         client=client,
         fn=extract_batch,

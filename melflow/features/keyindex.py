@@ -3,7 +3,7 @@
 Planning must tell new clips from planned ones. Keeping every planned key as text costs
 ~100 bytes of Python string per clip (100 MB at a million clips) and reading every plan
 file; the index holds two independent 64-bit SipHashes per key instead (collision odds
-about n^2 / 2^129, i.e. nil), sorted, so membership of a chunk of keys is a binary search.
+about n^2 / 2^129, i.e. nil), sorted per append, so membership is a binary search.
 """
 
 from __future__ import annotations
@@ -28,31 +28,42 @@ def key_hashes(keys: Sequence[str] | np.ndarray) -> np.ndarray:
     )
 
 
+def sorted_hashes(hashes: np.ndarray) -> np.ndarray:
+    """``hashes`` ordered by their first hash: the form an index part is stored in."""
+    return np.ascontiguousarray(hashes[np.argsort(hashes[:, 0], kind="stable")])
+
+
 class KeyIndex:
-    """Set of planned keys, held as sorted hash pairs (shape ``(n, 2)``, uint64)."""
+    """Set of planned keys: one sorted ``(n, 2)`` uint64 hash array per append.
 
-    def __init__(self, hashes: np.ndarray) -> None:
-        order = np.lexsort((hashes[:, 1], hashes[:, 0]))
-        self.hashes = np.ascontiguousarray(hashes[order])
+    Parts stay separate (each already sorted when written), so loading the index costs
+    reading it, not sorting a million hashes.
+    """
 
-    @classmethod
-    def concat(cls, parts: Sequence[np.ndarray]) -> KeyIndex:
-        return cls(np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64))
+    def __init__(self, parts: Sequence[np.ndarray]) -> None:
+        # A linear check, not a sort: parts are written sorted.
+        self.parts = [p if (p[1:, 0] >= p[:-1, 0]).all() else sorted_hashes(p) for p in parts]
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return sum(len(part) for part in self.parts)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """Boolean mask, shape ``(len(hashes),)``: which hash pairs are in the index."""
-        first = self.hashes[:, 0]
-        lo = np.searchsorted(first, hashes[:, 0], side="left")
-        hi = np.searchsorted(first, hashes[:, 0], side="right")
+        # Sorted needles make the binary searches walk memory in order: ~2x faster.
+        order = np.argsort(hashes[:, 0])
+        needles = hashes[order]
         found = np.zeros(len(hashes), dtype=bool)
-        single = hi - lo == 1  # the common case: the first hash alone is unique
-        found[single] = self.hashes[lo[single], 1] == hashes[single, 1]
-        for i in np.flatnonzero(hi - lo > 1):
-            found[i] = bool((self.hashes[lo[i] : hi[i], 1] == hashes[i, 1]).any())
-        return found
+        for part in self.parts:
+            first = part[:, 0]
+            lo = np.searchsorted(first, needles[:, 0], side="left")
+            hi = np.searchsorted(first, needles[:, 0], side="right")
+            single = hi - lo == 1  # the common case: the first hash alone is unique
+            found[single] |= part[lo[single], 1] == needles[single, 1]
+            for i in np.flatnonzero(hi - lo > 1):
+                found[i] |= bool((part[lo[i] : hi[i], 1] == needles[i, 1]).any())
+        mask = np.empty_like(found)
+        mask[order] = found
+        return mask
 
 
 def hashes_bytes(hashes: np.ndarray) -> bytes:

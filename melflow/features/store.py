@@ -11,9 +11,12 @@ Layout of a store at ``<url>``::
     <url>/_melflow/done/<b>                batch b is written (the completion marker)
     <url>/_melflow/complete/<digest>.json  every item of that input digest is written
 
-Every batch is exactly one chunk of ``chunk_rows`` rows starting at a multiple of
-``chunk_rows``, so no two tasks ever touch one chunk; a short last batch is padded
-with empty rows (``key == ""``). Appending never rewrites an existing chunk. Plans are
+Every batch is exactly one stored object: a chunk of ``chunk_rows`` rows, or with
+``shard_chunks > 1`` a Zarr v3 shard of ``shard_chunks`` chunks, starting at a multiple
+of its size, so no two tasks ever write one object (a shard written by two tasks at once
+would lose one task's chunks); a short last batch is padded with empty rows
+(``key == ""``). Appending never rewrites an existing object. Readers still fetch one
+chunk at a time: a shard's index tells where each chunk lies inside it. Plans are
 made under a lock and committed by writing the plan file last, so a killed run resumes
 with exactly the same batches and produces an identical store.
 
@@ -41,7 +44,13 @@ from zarr.core.sync import sync
 
 from melflow import storage
 from melflow.errors import StoreError
-from melflow.features.keyindex import KeyIndex, hashes_bytes, hashes_from_bytes, key_hashes
+from melflow.features.keyindex import (
+    KeyIndex,
+    hashes_bytes,
+    hashes_from_bytes,
+    key_hashes,
+    sorted_hashes,
+)
 from melflow.parallel import run_batches
 
 META = "_melflow"
@@ -67,6 +76,7 @@ class StoreLayout:
     columns: tuple[str, ...]
     chunk_rows: int
     compression_level: int = 1
+    shard_chunks: int = 1
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,22 +138,44 @@ class RowStore:
                 return
             root = zarr.open_group(self.zarr_url, mode="w", **self._zarr_kwargs())
             compressors = ZstdCodec(level=layout.compression_level)
+            batch_rows = layout.chunk_rows * layout.shard_chunks
+            sharded = layout.shard_chunks > 1
             for spec in layout.arrays:
                 root.create_array(
                     spec.name,
                     shape=(0, *spec.row_shape),
                     chunks=(layout.chunk_rows, *spec.row_shape),
+                    shards=(batch_rows, *spec.row_shape) if sharded else None,
                     dtype=spec.dtype,
                     compressors=compressors,
                     fill_value=0,
                 )
             for column in (KEY, *layout.columns):
-                root.create_array(column, shape=(0,), chunks=(layout.chunk_rows,), dtype=str)
-            root.attrs.update({"layout": _layout_json(layout), "chunk_rows": layout.chunk_rows})
+                root.create_array(
+                    column,
+                    shape=(0,),
+                    chunks=(layout.chunk_rows,),
+                    shards=(batch_rows,) if sharded else None,
+                    dtype=str,
+                )
+            root.attrs.update(
+                {
+                    "layout": _layout_json(layout),
+                    "chunk_rows": layout.chunk_rows,
+                    "batch_rows": batch_rows,
+                }
+            )
 
     @property
     def chunk_rows(self) -> int:
+        """Rows per chunk: the unit of reading."""
         return int(str(self.group().attrs["chunk_rows"]))
+
+    @property
+    def batch_rows(self) -> int:
+        """Rows per batch: one stored object (a chunk, or a shard of chunks)."""
+        attrs = self.group().attrs
+        return int(str(attrs.get("batch_rows", attrs["chunk_rows"])))
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -166,7 +198,7 @@ class RowStore:
 
     def key_index(self) -> KeyIndex:
         """The hashes of every planned key (what planning reads instead of the plans)."""
-        return KeyIndex.concat(
+        return KeyIndex(
             [
                 hashes_from_bytes(
                     storage.read_bytes(self._meta("keys", f"{first:08d}.npy"), self.storage_options)
@@ -215,7 +247,7 @@ class RowStore:
             fresh = [item for item, new in zip(items, fresh_mask, strict=True) if new]
             if not fresh:
                 return []
-            chunk = self.chunk_rows
+            chunk = self.batch_rows
             first_batch = self.next_batch()
             batches = [
                 Batch(
@@ -236,7 +268,7 @@ class RowStore:
             self._grow(end_batch * chunk)
             storage.write_bytes_atomic(
                 self._meta("keys", f"{first_batch:08d}.npy"),
-                hashes_bytes(key_hashes([item[KEY] for item in fresh])),
+                hashes_bytes(sorted_hashes(key_hashes([item[KEY] for item in fresh]))),
                 self.storage_options,
             )
             rows = [
@@ -291,12 +323,12 @@ class RowStore:
     def write_batch(
         self, batch: Batch, arrays: dict[str, np.ndarray], *, columns: Sequence[str]
     ) -> None:
-        """Write a batch's whole chunk (padded with empty rows), then its marker.
+        """Write a batch's whole chunk or shard (padded with empty rows), then its marker.
 
         ``arrays[name]`` has shape ``(len(batch.items), *row_shape)``.
         """
         targets = self._writable(batch.start + len(batch.items))
-        chunk = targets[KEY].chunks[0]
+        chunk = (targets[KEY].shards or targets[KEY].chunks)[0]
         region = slice(batch.start, batch.start + chunk)
         n = len(batch.items)
         blocks: dict[str, np.ndarray] = {}
@@ -388,6 +420,7 @@ def _layout_json(layout: StoreLayout) -> dict[str, Any]:
                 "columns": list(layout.columns),
                 "chunk_rows": layout.chunk_rows,
                 "compression_level": layout.compression_level,
+                "shard_chunks": layout.shard_chunks,
                 "attrs": layout.attrs,
             },
             sort_keys=True,
@@ -452,7 +485,7 @@ def fill_store(
     pending = store.pending_batches()
     # Batches left pending by a killed run count as full: reading their plans to know
     # would cost what a resume should not.
-    full = store.chunk_rows if pending else 0
+    full = store.batch_rows if pending else 0
     total = sum(sizes.get(b, full) for b in pending)
     finished = 0
 

@@ -118,3 +118,33 @@ def test_sigkill_mid_extraction_resumes_to_an_identical_store(
         manifest=manifest_for(Path(clean_cfg.corpus.root)), cfg=clean_cfg, client=dask_client_inproc
     )
     assert_same_store(RowStore(resumed.store_url), RowStore(clean.store_url))
+
+
+def test_a_sharded_store_equals_the_unsharded_one_array_for_array(
+    tmp_path: Path, small_corpus: Path, dask_client_inproc: object
+) -> None:
+    manifest = manifest_for(small_corpus)
+    stores = {}
+    for shard_chunks in (1, 2):
+        cfg = small_config(
+            tmp_path, f"paths.data_dir={tmp_path / f'data{shard_chunks}'}",
+            f"features.shard_chunks={shard_chunks}",
+        )  # fmt: skip
+        result = extract_features(manifest=manifest, cfg=cfg, client=dask_client_inproc)
+        stores[shard_chunks] = (result, RowStore(result.store_url))
+    (plain_result, plain), (sharded_result, sharded) = stores[1], stores[2]
+    # 72 clips: 5 batches of one 16-row chunk, or 3 batches of one 2-chunk shard.
+    assert (plain_result.batches_total, sharded_result.batches_total) == (5, 3)
+    logmel = sharded.group()["logmel"]
+    assert (logmel.chunks[0], logmel.shards[0]) == (16, 32)  # reads stay chunk by chunk
+    objects = {
+        name: sorted(p.name for p in Path(s.url, "data.zarr", "logmel", "c").iterdir())
+        for name, s in (("plain", plain), ("sharded", sharded))
+    }
+    assert objects == {"plain": ["0", "1", "2", "3", "4"], "sharded": ["0", "1", "2"]}
+    assert plain.index()[["key", "row"]].equals(sharded.index()[["key", "row"]])
+    for name, array in plain.group().arrays():
+        want = np.asarray(array[:72])
+        got = np.asarray(sharded.group()[name][:72])  # type: ignore[index]
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+    assert list(sharded.group()[KEY][72:96]) == [""] * 24  # type: ignore[index]

@@ -56,6 +56,7 @@ def _aws_free_env(root: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "PREFECT_HOME": str(root / "prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a busy 2-core machine
         "PYTHONPATH": str(REPO),
         "COLUMNS": "200",
     }
@@ -101,6 +102,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             f"paths.storage_options.secret={SENTINEL}",
             f"paths.storage_options.client_kwargs.endpoint_url={endpoint}",
             f"registry.tracking_uri={mlflow_uri}",
+            "features.shard_chunks=2",  # 2 chunks of 16 rows per object
         ]
         yield World(root, s3, env, [a for s in sets for a in ("-s", s)], [])
 
@@ -118,6 +120,9 @@ def test_run_on_s3_registers_a_champion_that_loads_elsewhere_and_keeps_the_secre
     assert "register" in run.stdout
 
     objects = _objects(world.s3)
+    # 72 clips in batches of one 32-row shard: 3 objects per array, not 5 chunks.
+    clean = [k for k in objects if k.startswith("data/features/") and "/logmel/c/" in k]
+    assert sorted(k.split("/logmel/c/")[1] for k in clean) == ["0/0/0", "1/0/0", "2/0/0"]
     artifacts = [k for k in objects if k.startswith("mlartifacts/")]
     assert any(k.endswith("predictions/predictions.csv") for k in artifacts)
     assert any("/reports/quarantine-" in k for k in artifacts)
