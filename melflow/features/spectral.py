@@ -19,10 +19,18 @@ from melflow.config import FeatureKind, FeaturesConfig
 from melflow.errors import ParameterError
 
 AMIN = 1e-10
-# Clips per STFT block in compute_features: the frame, spectrum and power temporaries of
-# 8 one-second clips (~1.5 MB each) stay in cache, while a whole batch of 64 spills to
-# memory and runs ~1.8x slower on this kind of CPU.
-BLOCK_CLIPS = 8
+# Samples per STFT block in compute_features (8 one-second clips at 22,050 Hz): the frame,
+# spectrum and power temporaries of a block this size stay in cache. Past it they spill to
+# memory: a whole 64-clip batch of 1 s clips ran ~1.8x slower, blocks of 8 four-second
+# clips ~5x slower than blocks of 2 (docs/formats.md).
+BLOCK_SAMPLES = 8 * 22050
+
+
+def block_clips(n_samples: int) -> int:
+    """Clips per STFT block for clips of ``n_samples`` (at least 1)."""
+    return max(1, BLOCK_SAMPLES // n_samples)
+
+
 MEL_BAND = 8  # filters per block of the banded filterbank product (see mel_bands)
 
 
@@ -188,14 +196,15 @@ def compute_features(
     -------
     dict
         ``kind -> float32 array (..., n_bins, n_frames)``. Clips are processed
-        :data:`BLOCK_CLIPS` at a time; within a block the STFT is computed once and
+        :func:`block_clips` at a time; within a block the STFT is computed once and
         shared by all kinds.
     """
     clips = y.reshape(-1, y.shape[-1])
     shapes = feature_shapes(n_samples=y.shape[-1], cfg=cfg)
     out = {kind: np.empty((len(clips), *shape), np.float32) for kind, shape in shapes.items()}
-    for start in range(0, len(clips), BLOCK_CLIPS):
-        block = slice(start, start + BLOCK_CLIPS)
+    step = block_clips(y.shape[-1])
+    for start in range(0, len(clips), step):
+        block = slice(start, start + step)
         for kind, values in _block_features(clips[block], sr=sr, cfg=cfg).items():
             out[kind][block] = values
     return {kind: values.reshape(*y.shape[:-1], *shapes[kind]) for kind, values in out.items()}

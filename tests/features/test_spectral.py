@@ -10,6 +10,7 @@ from conftest import tone
 from melflow.config import FeaturesConfig
 from melflow.errors import ParameterError
 from melflow.features.spectral import (
+    block_clips,
     compute_features,
     feature_shapes,
     logmel,
@@ -75,6 +76,18 @@ def test_batched_equals_looped_and_top_db_is_per_clip(rng: np.random.Generator) 
     # The quiet clip keeps its own values instead of being floored at the loud clip's peak - 80 dB.
     assert batch["logmel"][1].max() < batch["logmel"][0].max() - cfg.top_db
     assert batch["logmel"][1].max() - batch["logmel"][1].min() > 5
+
+
+def test_blocks_hold_a_fixed_number_of_samples_and_do_not_change_values(
+    rng: np.random.Generator,
+) -> None:
+    assert (block_clips(22050), block_clips(88200), block_clips(220500)) == (8, 2, 1)
+    cfg = FeaturesConfig(n_fft=512, hop_length=256, n_mels=32)
+    y = (rng.standard_normal((5, 88200)) * 0.1).astype(np.float32)  # 4 s: blocks of 2, 2, 1
+    batch = compute_features(y, sr=22050, cfg=cfg)["logmel"]
+    for i in range(len(y)):
+        single = compute_features(y[i : i + 1], sr=22050, cfg=cfg)["logmel"][0]
+        np.testing.assert_allclose(batch[i], single, atol=1e-4)
 
 
 def test_feature_shapes_match_computed_arrays() -> None:
