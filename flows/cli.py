@@ -170,6 +170,62 @@ def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: Dask
 
 
 @app.command()
+def cv(
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cross-validate (cv.*): train and test every fold, print per-fold and mean +- std scores."""
+    cfg = config_for_work(profile, sets, dask_address, registry=True)
+    from flows.cv import cv_flow
+
+    summary = run_quietly(lambda: cv_flow(cfg))
+    result = summary.result
+    if as_json:
+        folds = [
+            {**asdict(f.score), "n_train": f.n_train, "n_val": f.n_val, "n_test": f.n_test}
+            for f in result.folds
+        ]
+        print_json(
+            {
+                "profile": cfg.name,
+                "folds": folds,
+                **result.summary(),
+                "classes": result.classes,
+                "confusion_matrix": result.confusion,
+                "mlflow_run_id": summary.run_id,
+            }
+        )
+        return
+    table = Table(title=f"melflow cv: profile {cfg.name}")
+    for column in ("fold", "train", "val", "test", "epochs", "accuracy", "macro-F1"):
+        table.add_column(column, justify="right")
+    for f in result.folds:
+        s = f.score
+        table.add_row(
+            s.fold,
+            str(f.n_train),
+            str(f.n_val),
+            str(f.n_test),
+            str(s.epochs),
+            f"{s.accuracy:.3f}",
+            f"{s.macro_f1:.3f}",
+        )
+    pooled = result.summary()
+    table.add_row(
+        "mean +- std",
+        *[""] * 4,
+        f"{pooled['accuracy_mean']:.3f} +- {pooled['accuracy_std']:.3f}",
+        f"{pooled['macro_f1_mean']:.3f} +- {pooled['macro_f1_std']:.3f}",
+    )
+    console.print(table)
+    console.print(
+        f"MLflow parent run {summary.run_id}, one nested run per fold; no version registered"
+    )
+
+
+@app.command()
 def retrain(
     profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
 ) -> None:

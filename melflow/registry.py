@@ -46,6 +46,7 @@ from mlflow.types.schema import Array
 import melflow
 from melflow import storage
 from melflow.config import PipelineConfig
+from melflow.cv import CvResult
 from melflow.errors import ConfigError, MelflowError, ParameterError
 from melflow.lineage import (
     METRIC_PREFIX,
@@ -651,3 +652,65 @@ def promote(*, cfg: PipelineConfig, version: str, reason: str) -> None:
             },
         )
         _set_champion(client, mv)
+
+
+# --------------------------------------------------------------------------- cross-validation
+
+CV_DIGEST_TAG = "melflow.cv_digest"
+CV_FOLD_TAG = "melflow.cv_fold"
+
+
+def log_cv(*, cfg: PipelineConfig, result: CvResult, digest: str, tags: dict[str, str]) -> str:
+    """Log a cross-validation as a parent run with one nested run per fold.
+
+    Nothing is registered: CV measures a recipe, it never makes a version of the
+    production model. The parent holds the config (params), ``accuracy_mean``/``_std``,
+    ``macro_f1_mean``/``_std`` and the summed confusion matrix; each fold's run its test
+    scores, sizes and report files. Idempotent: a CV already logged with the same
+    ``digest`` returns that run's id.
+
+    Returns
+    -------
+    str
+        The parent run's id.
+    """
+    with _session(cfg) as client:
+        experiment_id = _experiment_id(client, cfg)
+        found = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{CV_DIGEST_TAG}` = '{digest}'", max_results=1
+        )
+        if found:
+            return str(found[0].info.run_id)
+        commit = git_commit()
+        run_tags = {**tags, CV_DIGEST_TAG: digest, **({GIT_COMMIT_TAG: commit} if commit else {})}
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"cv {cfg.name}", tags=run_tags
+        ) as parent:
+            mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+            mlflow.log_metrics({**result.summary(), "folds": float(len(result.folds))})
+            mlflow.log_dict(
+                {"classes": result.classes, "confusion_matrix": result.confusion},
+                "reports/cv_confusion.json",
+            )
+            for fold in result.folds:
+                with mlflow.start_run(
+                    experiment_id=experiment_id,
+                    run_name=f"fold {fold.score.fold}",
+                    nested=True,
+                    tags={CV_FOLD_TAG: fold.score.fold},
+                ) as child:
+                    mlflow.log_metrics(
+                        {
+                            "accuracy": fold.score.accuracy,
+                            "macro_f1": fold.score.macro_f1,
+                            "epochs": float(fold.score.epochs),
+                            "train_s": fold.score.train_s,
+                            "n_train": float(fold.n_train),
+                            "n_val": float(fold.n_val),
+                            "n_test": float(fold.n_test),
+                        }
+                    )
+                    reports = Path(fold.run_dir, "eval-test")
+                    files = [str(p) for p in sorted(reports.glob("*")) if p.is_file()]
+                    _log_artifacts(client, child.info.run_id, files, cfg)
+        return str(parent.info.run_id)
