@@ -97,9 +97,10 @@ def _run_until(
     stage: Stage, profile: str, sets: list[str] | None, dask_address: str | None
 ) -> None:
     cfg = config_for_work(profile, sets, dask_address, registry=False)
+    from flows.orchestration import run_flow
     from flows.pipeline import pipeline_flow
 
-    summary = run_quietly(lambda: pipeline_flow(cfg, until=stage))
+    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, until=stage))
     _print_summary(summary)
 
 
@@ -162,9 +163,10 @@ def evaluate(
 def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None) -> None:
     """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
+    from flows.orchestration import run_flow
     from flows.pipeline import pipeline_flow
 
-    summary = run_quietly(lambda: pipeline_flow(cfg))
+    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg))
     _print_summary(summary)
     _print_next_steps(cfg, profile)
 
@@ -231,9 +233,10 @@ def retrain(
 ) -> None:
     """Retrain if the corpus changed: new clips only, then train, evaluate, promote if better."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
+    from flows.orchestration import run_flow
     from flows.retrain import retrain_flow
 
-    result = run_quietly(lambda: retrain_flow(cfg))
+    result = run_quietly(lambda: run_flow(retrain_flow, cfg))
     if result.pipeline is None:
         console.print(f"Corpus unchanged since the last run ({result.changes}): nothing to do.")
         return

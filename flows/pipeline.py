@@ -13,7 +13,9 @@ from typing import Any, Literal, TypeVar, cast
 
 from prefect import Task, flow
 from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext
 
+from flows.orchestration import call
 from melflow.augment.offline import cached_augmentation
 from melflow.config import PipelineConfig
 from melflow.features.extract import ExtractResult, cached_extraction
@@ -69,6 +71,9 @@ def run_task(task: Task[..., T], *args: Any, done: bool = False) -> tuple[T, boo
     key only exists once its output does, so the first rerun finds it by marker).
     """
     start = time.perf_counter()
+    if FlowRunContext.get() is None:  # the flow's function called directly: no Prefect
+        direct: T = task.fn(*args)
+        return direct, done, time.perf_counter() - start
     state = cast("State[T]", task(*args, return_state=True))
     result: T = state.result()
     return result, done or state.name == "Cached", time.perf_counter() - start
@@ -168,7 +173,8 @@ def _register(
         "profile": cfg.name,
     }
     artifacts = [*evaluated.figures.values(), evaluated.report_path, ingested.report_path]
-    registered = register_task(
+    registered = call(
+        register_task,
         cfg,
         trained.bundle_dir,
         trained.history,
@@ -177,7 +183,7 @@ def _register(
         tags,
         evaluated.predictions_path,
     )
-    decision = promote_task(cfg, registered.version)
+    decision = call(promote_task, cfg, registered.version)
     numbers = {
         "version": registered.version,
         "champion": "this version" if decision.promoted else decision.champion_version,
@@ -198,12 +204,14 @@ def pipeline_flow(cfg: PipelineConfig, until: Stage = "register") -> PipelineSum
     """Run every stage up to and including ``until``; finished stages are cache hits."""
     summary = PipelineSummary()
     wanted = STAGES[: STAGES.index(until) + 1]
-    with persisted_results(cfg), shared_cluster(cfg.dask):
+    with persisted_results(cfg):
         ingested = _ingest(cfg, summary)
-        if "extract" in wanted:
-            extracted = _extract(cfg, summary, ingested)
-        if "augment" in wanted:
-            augmented = _augment(cfg, summary, ingested)
+        # The Dask stages share one cluster, closed before training needs the memory.
+        with shared_cluster(cfg.dask):
+            if "extract" in wanted:
+                extracted = _extract(cfg, summary, ingested)
+            if "augment" in wanted:
+                augmented = _augment(cfg, summary, ingested)
         if "train" in wanted:
             trained = _train(cfg, summary, ingested, augmented)
         if "evaluate" in wanted:

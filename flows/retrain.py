@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 from prefect import flow
 
+from flows.orchestration import call
 from flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.config import PipelineConfig
 from melflow.ingest import latest_manifest, load_manifest
@@ -58,11 +59,11 @@ def retrain_flow(cfg: PipelineConfig) -> RetrainSummary:
     previous = latest_manifest(cfg=cfg)
     options = cfg.paths.storage_options
     before = load_manifest(previous, storage_options=options) if previous is not None else None
-    summary = pipeline_flow(cfg, until="ingest")
+    summary = call(pipeline_flow, cfg, until="ingest")
     current = latest_manifest(cfg=cfg)
     assert current is not None  # ingest always writes the pointer
     changes = corpus_changes(before, load_manifest(current, storage_options=options))
     if previous is not None and previous.manifest_digest == current.manifest_digest:
         return RetrainSummary(changes=changes, pipeline=None)
-    summary = pipeline_flow(cfg, until="register")
+    summary = call(pipeline_flow, cfg, until="register")
     return RetrainSummary(changes=changes, pipeline=summary)
