@@ -141,6 +141,7 @@ def test_a_folder_named_like_an_audio_file_gets_a_quarantine_row(tmp_path: Path)
 def test_an_ephemeral_prefect_server_timeout_is_one_error_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "0"
+    env["MELFLOW_PREFECT"] = "always"  # without a server to record to, none would start
     cfg = small_config(tmp_path)
     data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
     proc = subprocess.run(

@@ -1,0 +1,60 @@
+"""Prefect runs the stages when there is a server to record to; otherwise they run directly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import small_config
+
+from flows.orchestration import MODE_ENV, orchestrated
+
+
+@pytest.fixture
+def no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE", MODE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def test_a_configured_server_means_orchestration(
+    no_server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not orchestrated()
+    (no_server / "profiles.toml").write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n'
+        "[profiles.local]\n"
+    )
+    assert orchestrated()
+    monkeypatch.setenv("PREFECT_PROFILE", "local")
+    assert not orchestrated()
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert orchestrated()
+    monkeypatch.setenv(MODE_ENV, "never")
+    assert not orchestrated()
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv(MODE_ENV, "always")
+    assert orchestrated()
+
+
+@pytest.mark.integration
+def test_without_a_server_a_command_starts_none(tmp_path: Path, no_server: Path) -> None:
+    cfg = small_config(tmp_path)
+    env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
+    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "melflow", "ingest", "-p", "small", *data],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    # A temporary server could not have started in 0 s: the stage ran without one.
+    assert done.returncode == 0, done.stderr
+    assert "ingest" in done.stdout and "72" in done.stdout
