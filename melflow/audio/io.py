@@ -7,7 +7,7 @@ carried by :class:`~melflow.errors.AudioError`, so ingest can quarantine it with
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from melflow.errors import AudioError, ParameterError
 MIN_SOURCE_SR = 1000
 MAX_SOURCE_SR = 384_000
 MAX_CHANNELS = 8
+PROBE_BLOCK_FRAMES = 1 << 16
 _SF_ERR_UNRECOGNISED_FORMAT = 1
 
 REASONS: dict[str, str] = {
@@ -99,33 +100,61 @@ def decode_audio(data: bytes, *, name: str) -> tuple[np.ndarray, int]:
         With reason ``empty_file``, ``not_audio``, ``corrupt``, ``no_samples``,
         ``non_finite``, ``bad_sample_rate`` or ``too_many_channels``.
     """
-    if not data:
-        raise AudioError("empty_file", f"{name}: 0 bytes")
-    try:
-        f = sf.SoundFile(io.BytesIO(data))
-    except sf.LibsndfileError as exc:
-        # A recognised format with a malformed header is damage, not a foreign file.
-        reason = "not_audio" if exc.code == _SF_ERR_UNRECOGNISED_FORMAT else "corrupt"
-        raise AudioError(reason, f"{name}: {exc.error_string}") from exc
-    with f:
-        sr, channels, declared, fmt = int(f.samplerate), int(f.channels), int(f.frames), f.format
-        if not MIN_SOURCE_SR <= sr <= MAX_SOURCE_SR:
-            raise AudioError("bad_sample_rate", f"{name}: {sr} Hz")
-        if channels > MAX_CHANNELS:
-            raise AudioError("too_many_channels", f"{name}: {channels} channels")
+    decoded = _Blocks(data, name=name, frames=-1)
+    blocks = list(decoded)
+    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), decoded.sr
+
+
+class _Blocks:
+    """The float32 ``(frames, channels)`` blocks of a file's bytes, every fault an AudioError.
+
+    Iterating decodes block by block (``frames=-1``: in one read); the checks that need the
+    whole stream (truncation, no samples, non-finite samples) raise once it is consumed,
+    so a caller that reaches the end has a valid file. ``sr`` and ``channels`` are set as
+    soon as iteration starts.
+    """
+
+    def __init__(self, data: bytes, *, name: str, frames: int) -> None:
+        self.data, self.name, self.frames = data, name, frames
+        self.sr = self.channels = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        data, name = self.data, self.name
+        if not data:
+            raise AudioError("empty_file", f"{name}: 0 bytes")
         try:
-            y = f.read(dtype="float32", always_2d=True)
-        except (RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
-            raise AudioError("corrupt", f"{name}: {exc}") from exc
-    # MP3 frame counts are estimates for VBR streams, so only exact formats are checked.
-    if (fmt != "MP3" and y.shape[0] < declared) or (fmt == "WAV" and wav.data_truncated(data)):
-        raise AudioError("corrupt", f"{name}: truncated, only {y.shape[0]} frames present")
-    if y.shape[0] == 0:
-        raise AudioError("no_samples", f"{name}: decodes to 0 samples")
-    finite = np.isfinite(y)
-    if not finite.all():
-        raise AudioError("non_finite", f"{name}: {int(finite.size - finite.sum())} NaN/inf samples")
-    return y, sr
+            f = sf.SoundFile(io.BytesIO(data))
+        except sf.LibsndfileError as exc:
+            # A recognised format with a malformed header is damage, not a foreign file.
+            reason = "not_audio" if exc.code == _SF_ERR_UNRECOGNISED_FORMAT else "corrupt"
+            raise AudioError(reason, f"{name}: {exc.error_string}") from exc
+        total = bad = 0
+        with f:
+            self.sr, self.channels = int(f.samplerate), int(f.channels)
+            declared, fmt = int(f.frames), f.format
+            if not MIN_SOURCE_SR <= self.sr <= MAX_SOURCE_SR:
+                raise AudioError("bad_sample_rate", f"{name}: {self.sr} Hz")
+            if self.channels > MAX_CHANNELS:
+                raise AudioError("too_many_channels", f"{name}: {self.channels} channels")
+            while True:
+                try:
+                    y = f.read(self.frames, dtype="float32", always_2d=True)
+                except (RuntimeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
+                    raise AudioError("corrupt", f"{name}: {exc}") from exc
+                if not len(y):
+                    break
+                total += len(y)
+                bad += int(y.size - np.count_nonzero(np.isfinite(y)))
+                yield y
+                if self.frames < 0:
+                    break
+        # MP3 frame counts are estimates for VBR streams, so only exact formats are checked.
+        if (fmt != "MP3" and total < declared) or (fmt == "WAV" and wav.data_truncated(data)):
+            raise AudioError("corrupt", f"{name}: truncated, only {total} frames present")
+        if total == 0:
+            raise AudioError("no_samples", f"{name}: decodes to 0 samples")
+        if bad:
+            raise AudioError("non_finite", f"{name}: {bad} NaN/inf samples")
 
 
 def read_audio(path: str, *, fs: Any = None) -> tuple[np.ndarray, int]:
@@ -140,16 +169,19 @@ def read_audio(path: str, *, fs: Any = None) -> tuple[np.ndarray, int]:
     return decode_audio(file_bytes(path, fs=fs), name=path)
 
 
-def peak_db(y: np.ndarray) -> float:
-    """Peak absolute level in dBFS (``-inf`` for all zeros)."""
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return 20.0 * float(np.log10(peak)) if peak > 0 else float("-inf")
-
-
 def probe_bytes(data: bytes, *, name: str) -> AudioInfo:
-    """Decode a file's bytes fully and describe them; raise :class:`AudioError` if unusable."""
-    y, sr = decode_audio(data, name=name)
-    return AudioInfo(sr=sr, channels=y.shape[1], frames=y.shape[0], peak_db=peak_db(y))
+    """Decode a file's bytes fully and describe them; raise :class:`AudioError` if unusable.
+
+    Decoded in blocks of :data:`PROBE_BLOCK_FRAMES`: an hour-long recording (cut into
+    windows by ``audio.segment``) never sits in memory as float32.
+    """
+    decoded = _Blocks(data, name=name, frames=PROBE_BLOCK_FRAMES)
+    frames, peak = 0, 0.0
+    for y in decoded:
+        frames += len(y)
+        peak = max(peak, float(np.max(np.abs(y))))
+    level = 20.0 * float(np.log10(peak)) if peak > 0 else float("-inf")  # dBFS; all zeros: -inf
+    return AudioInfo(sr=decoded.sr, channels=decoded.channels, frames=frames, peak_db=level)
 
 
 def probe(path: str, *, fs: Any = None) -> AudioInfo:

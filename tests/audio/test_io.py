@@ -13,11 +13,13 @@ from conftest import tone
 
 from melflow.audio.io import (
     MAX_CHANNELS,
+    PROBE_BLOCK_FRAMES,
     REASONS,
     decode_audio,
     fix_length,
     load_clip,
     probe,
+    probe_bytes,
     read_audio,
     resample,
     to_mono,
@@ -115,6 +117,27 @@ def test_decode_failures_carry_their_reason(reason: str) -> None:
     assert info.value.reason == reason
     assert reason in REASONS
     assert "BytesIO" not in info.value.detail
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_BYTES))
+def test_probe_fails_with_the_same_reasons(reason: str) -> None:
+    with pytest.raises(AudioError) as info:
+        probe_bytes(BAD_BYTES[reason](), name="clip.wav")
+    assert info.value.reason == reason
+
+
+def test_probe_reads_block_by_block_and_sees_every_block(rng: np.random.Generator) -> None:
+    n = 3 * PROBE_BLOCK_FRAMES + 123
+    y = (rng.uniform(-0.25, 0.25, (n, 2))).astype(np.float32)
+    y[n - 5, 1] = -0.75  # the peak, in the last block
+    info = probe_bytes(wav_bytes(y, 16000, subtype="FLOAT"), name="long.wav")
+    assert (info.sr, info.channels, info.frames) == (16000, 2, n)
+    assert info.peak_db == pytest.approx(20 * np.log10(0.75), abs=1e-5)
+    y[n - 1, 0] = np.inf
+    y[2, 1] = np.nan
+    with pytest.raises(AudioError, match="2 NaN/inf samples") as bad:
+        probe_bytes(wav_bytes(y, 16000, subtype="FLOAT"), name="long.wav")
+    assert bad.value.reason == "non_finite"
 
 
 def test_malformed_header_of_a_known_format_is_corrupt() -> None:
