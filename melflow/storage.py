@@ -125,6 +125,37 @@ def write_bytes_atomic(
     os.replace(tmp, path)
 
 
+def create_exclusive(path: str, data: bytes, storage_options: dict[str, Any] | None = None) -> None:
+    """Write ``data`` to ``path`` only if nothing is there yet; else :class:`FileExistsError`.
+
+    The building block of planning across machines. Object stores get a conditional PUT
+    (``If-None-Match: *``, honoured by S3 and S3-compatible stores); a local file is a hard
+    link to a complete temporary file, so a reader never sees it half-written.
+    """
+    if is_url(path):
+        fs, p = filesystem(path, storage_options)
+        fs.pipe_file(p, data, mode="create")
+        return
+    path = _local(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.partial"
+    Path(tmp).write_bytes(data)
+    try:
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
+def remove(path: str, storage_options: dict[str, Any] | None = None) -> None:
+    """Delete the file at ``path`` if it exists."""
+    if not is_url(path):
+        Path(_local(path)).unlink(missing_ok=True)
+        return
+    fs, p = filesystem(path, storage_options)
+    if fs.exists(p):
+        fs.rm_file(p)
+
+
 def listdir_names(path: str, storage_options: dict[str, Any] | None = None) -> list[str]:
     """Sorted base names of the entries under ``path`` (empty when it does not exist)."""
     fs, p = _fresh(path, storage_options)

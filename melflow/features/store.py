@@ -29,7 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
+import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +60,9 @@ from melflow.parallel import run_batches
 META = "_melflow"
 KEY = "key"
 MAX_OPEN_STORES = 16
+# Planning takes seconds: a claim this old was left by a planner that died.
+CLAIM_STALE_S = 600.0
+PLAN_WAIT_S = 120.0
 _WRITABLE: dict[str, dict[str, zarr.Array]] = {}
 
 
@@ -234,6 +241,42 @@ class RowStore:
             .reset_index(drop=True)
         )
 
+    def _claim(self, first: int) -> str | None:
+        """Claim the batches from ``first`` for this planner, whatever machine it runs on.
+
+        Returns the claim's path, or ``None`` while another planner holds a live claim. A
+        claim is a create-only object, so of two machines planning at once exactly one
+        gets it; one left by a planner that died is taken over after :data:`CLAIM_STALE_S`.
+        """
+        holder = {"host": socket.gethostname(), "pid": os.getpid()}
+        for generation in itertools.count():
+            path = self._meta("claims", f"{first:08d}.{generation}")
+            try:
+                data = json.dumps({**holder, "at": time.time()}).encode()
+                storage.create_exclusive(path, data, self.storage_options)
+                return path
+            except FileExistsError:
+                held = json.loads(storage.read_bytes(path, self.storage_options))
+                if time.time() - float(held["at"]) < CLAIM_STALE_S:
+                    return None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _claim_next(self) -> tuple[int, str]:
+        """The next batch index and this planner's claim on it (waits for other planners)."""
+        deadline = time.monotonic() + PLAN_WAIT_S
+        while True:
+            first = self.next_batch()
+            claim = self._claim(first)
+            if claim is not None:
+                return first, claim
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"another machine has been planning store {self.url} for over "
+                    f"{PLAN_WAIT_S:.0f} s (claim {self._meta('claims')}/{first:08d}.*); "
+                    "retry later, or delete the claim if that run died"
+                )
+            time.sleep(0.5)
+
     def append(self, items: Sequence[dict[str, Any]], *, columns: Sequence[str]) -> list[Batch]:
         """Plan batches for the items whose ``key`` is not planned yet, and grow the arrays.
 
@@ -242,55 +285,67 @@ class RowStore:
         Callers that know most keys are planned pass only :meth:`unplanned` ones: planning
         then costs what is new, not the corpus.
         """
+        if not items:
+            return []
+        # The local lock serialises planners of this machine; the claim, those of others.
         with self.lock():
-            fresh_mask = self.unplanned([item[KEY] for item in items])
-            fresh = [item for item, new in zip(items, fresh_mask, strict=True) if new]
-            if not fresh:
-                return []
-            chunk = self.batch_rows
-            first_batch = self.next_batch()
-            batches = [
-                Batch(
-                    index=first_batch + i,
-                    start=(first_batch + i) * chunk,
-                    items=list(fresh[o : o + chunk]),
-                )
-                for i, o in enumerate(range(0, len(fresh), chunk))
-            ]
-            for batch in batches:
-                payload = {"index": batch.index, "start": batch.start, "items": batch.items}
-                storage.write_bytes_atomic(
-                    self._meta("batches", f"{batch.index:08d}.json"),
-                    json.dumps(payload, sort_keys=True).encode(),
-                    self.storage_options,
-                )
-            end_batch = first_batch + len(batches)
-            self._grow(end_batch * chunk)
+            first_batch, claim = self._claim_next()
+            try:
+                return self._plan(first_batch, items, columns)
+            finally:
+                storage.remove(claim, self.storage_options)
+
+    def _plan(
+        self, first_batch: int, items: Sequence[dict[str, Any]], columns: Sequence[str]
+    ) -> list[Batch]:
+        """Plan the unplanned ``items`` as batches from ``first_batch`` (claimed), commit."""
+        fresh_mask = self.unplanned([item[KEY] for item in items])
+        fresh = [item for item, new in zip(items, fresh_mask, strict=True) if new]
+        if not fresh:
+            return []
+        chunk = self.batch_rows
+        batches = [
+            Batch(
+                index=first_batch + i,
+                start=(first_batch + i) * chunk,
+                items=list(fresh[o : o + chunk]),
+            )
+            for i, o in enumerate(range(0, len(fresh), chunk))
+        ]
+        for batch in batches:
+            payload = {"index": batch.index, "start": batch.start, "items": batch.items}
             storage.write_bytes_atomic(
-                self._meta("keys", f"{first_batch:08d}.npy"),
-                hashes_bytes(sorted_hashes(key_hashes([item[KEY] for item in fresh]))),
+                self._meta("batches", f"{batch.index:08d}.json"),
+                json.dumps(payload, sort_keys=True).encode(),
                 self.storage_options,
             )
-            rows = [
-                {
-                    KEY: item[KEY],
-                    "row": batch.start + i,
-                    "batch": batch.index,
-                    **{c: str(item[c]) for c in columns},
-                }
-                for batch in batches
-                for i, item in enumerate(batch.items)
-            ]
-            buf = io.BytesIO()
-            pd.DataFrame(rows).to_parquet(buf, index=False)
-            # The plan file is the commit point: batches and keys without one are overwritten
-            # by the next append, which starts at the same batch.
-            storage.write_bytes_atomic(
-                self._meta("plans", f"{first_batch:08d}-{end_batch:08d}.parquet"),
-                buf.getvalue(),
-                self.storage_options,
-            )
-            return batches
+        end_batch = first_batch + len(batches)
+        self._grow(end_batch * chunk)
+        storage.write_bytes_atomic(
+            self._meta("keys", f"{first_batch:08d}.npy"),
+            hashes_bytes(sorted_hashes(key_hashes([item[KEY] for item in fresh]))),
+            self.storage_options,
+        )
+        rows = [
+            {
+                KEY: item[KEY],
+                "row": batch.start + i,
+                "batch": batch.index,
+                **{c: str(item[c]) for c in columns},
+            }
+            for batch in batches
+            for i, item in enumerate(batch.items)
+        ]
+        buf = io.BytesIO()
+        pd.DataFrame(rows).to_parquet(buf, index=False)
+        # The plan file is the commit point: batches and keys without one are overwritten
+        # by the next append, which starts at the same batch.
+        storage.write_bytes_atomic(
+            self._meta("plans", f"{first_batch:08d}-{end_batch:08d}.parquet"),
+            buf.getvalue(),
+            self.storage_options,
+        )
+        return batches
 
     def _grow(self, n_rows: int) -> None:
         short = [a for _, a in self.group("r+").arrays() if a.shape[0] < n_rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 
 from melflow import storage
 from melflow.errors import StoreError
+from melflow.features import store as store_module
 from melflow.features.keyindex import hashes_bytes, key_hashes
 from melflow.features.store import KEY, ArraySpec, RowStore, StoreLayout
 
@@ -122,3 +125,32 @@ def test_keys_of_an_uncommitted_append_are_not_planned(store: RowStore) -> None:
     assert list(store.unplanned(["a", "c"])) == [False, True]
     assert [b.index for b in store.append(items(*"abc"), columns=("label",))] == [1]
     assert store.planned_batches() == [0, 1]
+
+
+def _claim_by_another_machine(store: RowStore, first: int, *, age_s: float) -> Path:
+    path = Path(store.url, "_melflow", "claims", f"{first:08d}.0")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": "other", "pid": 1, "at": time.time() - age_s}))
+    return path
+
+
+def test_a_live_claim_of_another_machine_blocks_planning_with_a_clear_error(
+    store: RowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "PLAN_WAIT_S", 0.2)
+    store.append(items(*"ab"), columns=("label",))
+    _claim_by_another_machine(store, 1, age_s=5)
+    with pytest.raises(StoreError, match="another machine has been planning"):
+        store.append(items(*"abc"), columns=("label",))
+    assert store.planned_batches() == [0] and list(store.unplanned(["c"])) == [True]
+
+
+def test_a_stale_claim_is_taken_over_and_claims_are_gone_after_planning(
+    store: RowStore,
+) -> None:
+    stale = _claim_by_another_machine(store, 0, age_s=store_module.CLAIM_STALE_S + 1)
+    assert [b.index for b in store.append(items(*"ab"), columns=("label",))] == [0]
+    assert stale.exists()  # the dead planner's claim stays; the next generation was used
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["00000000.0"]
+    with pytest.raises(FileExistsError):
+        storage.create_exclusive(str(stale), b"x")

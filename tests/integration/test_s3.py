@@ -20,6 +20,7 @@ from distributed import Client
 from live_servers import HOST, answers, free_port, running, wait_for
 from stores import assert_same_store
 
+from melflow import storage
 from melflow.augment.offline import augment_features
 from melflow.config import PipelineConfig
 from melflow.demo_corpus import generate_demo_corpus
@@ -152,3 +153,15 @@ def test_markers_on_s3_resume_one_lost_batch_with_the_endpoint_from_env(
     resumed = extract_features(manifest=manifest, cfg=cfg, client=dask_client_inproc)
     assert (resumed.batches_total, resumed.batches_computed) == (5, 1)
     assert_same_store(store, RowStore(runs.results["local"][2].store_url))
+
+
+def test_plan_claims_on_s3_are_create_only(runs: Runs) -> None:
+    # Two machines planning one store: S3's conditional PUT lets exactly one claim a batch.
+    options = runs.cfg.paths.storage_options
+    path = f"s3://{BUCKET}/data/claims-probe/00000000.0"
+    storage.create_exclusive(path, b"first", options)
+    with pytest.raises(FileExistsError):
+        storage.create_exclusive(path, b"second", options)
+    assert storage.read_bytes(path, options) == b"first"
+    storage.remove(path, options)
+    assert not storage.exists(path, options)
