@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from bench.timing import REPEATS, spread
 from melflow.config import ModelConfig
 from melflow.features.store import KEY, RowStore
 from melflow.models import build_model
@@ -85,12 +86,13 @@ def bench_train(
     n_samples : int
         Rows used per epoch (the first ones, whole chunks), to bound the run time.
     epochs : int
-        Epochs per path; training steps alternate between the two paths.
+        Epochs per path and repeat (3 repeats); steps alternate between the two paths.
 
     Returns
     -------
     dict
-        ``zarr_samples_per_s``, ``memory_samples_per_s`` and ``zarr_over_memory``.
+        ``zarr_samples_per_s``, ``memory_samples_per_s`` and ``zarr_over_memory``: medians
+        of the repeats, with ``_min`` and ``_max``.
     """
     torch.set_num_threads(num_threads)
     store = RowStore(store_url, storage_options=storage_options)
@@ -107,25 +109,29 @@ def bench_train(
     trainer.step(x_all[:batch_size], y_all[:batch_size])  # one-time kernel set-up
     batches = ChunkBatches([selection], batch_size=batch_size, window_chunks=window_chunks)
     rng = np.random.default_rng(0)
-    seconds = {"zarr": 0.0, "memory": 0.0}
-    samples = 0
-    for epoch in range(epochs):
-        sources = {
-            "zarr": batches.epoch(epoch),
-            "memory": _memory_batches(x_all, y_all, batch_size=batch_size, rng=rng),
-        }
-        # Steps alternate between the sources, so load from other processes on the
-        # machine hits both paths alike; each path's time includes fetching its batch.
-        for _ in range(len(batches)):
-            for name, source in sources.items():
-                start = time.perf_counter()
-                x, y = next(source)
-                trainer.step(x, y)
-                seconds[name] += time.perf_counter() - start
-            samples += len(y)
-    zarr_rate, memory_rate = samples / seconds["zarr"], samples / seconds["memory"]
+    rates: dict[str, list[float]] = {"zarr": [], "memory": [], "ratio": []}
+    for repeat in range(REPEATS):
+        seconds = {"zarr": 0.0, "memory": 0.0}
+        samples = 0
+        for epoch in range(repeat * epochs, (repeat + 1) * epochs):
+            sources = {
+                "zarr": batches.epoch(epoch),
+                "memory": _memory_batches(x_all, y_all, batch_size=batch_size, rng=rng),
+            }
+            # Steps alternate between the sources, so load from other processes on the
+            # machine hits both paths alike; each path's time includes fetching its batch.
+            for _ in range(len(batches)):
+                for name, source in sources.items():
+                    start = time.perf_counter()
+                    x, y = next(source)
+                    trainer.step(x, y)
+                    seconds[name] += time.perf_counter() - start
+                samples += len(y)
+        rates["zarr"].append(samples / seconds["zarr"])
+        rates["memory"].append(samples / seconds["memory"])
+        rates["ratio"].append(rates["zarr"][-1] / rates["memory"][-1])
     return {
-        "zarr_samples_per_s": round(zarr_rate, 1),
-        "memory_samples_per_s": round(memory_rate, 1),
-        "zarr_over_memory": round(zarr_rate / memory_rate, 3),
+        **spread("zarr_samples_per_s", rates["zarr"]),
+        **spread("memory_samples_per_s", rates["memory"]),
+        **spread("zarr_over_memory", rates["ratio"]),
     }

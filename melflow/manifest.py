@@ -127,7 +127,10 @@ def manifest_chunks(
     fs, local = storage.filesystem(path, storage_options) if storage.is_url(path) else (None, path)
     with fs.open(local, "rb") if fs is not None else open(local, "rb") as f:
         for batch in pq.ParquetFile(f).iter_batches(batch_size=rows, columns=columns):
-            yield batch.to_pandas()
+            frame = batch.to_pandas()
+            # Parquet nulls (a whole file's NaN offset_s) come back as NaN, as normalize() has them.
+            numeric = {c: _dtype(c) for c in frame.columns if _dtype(c) != "object"}
+            yield frame.astype(numeric)
 
 
 def read_manifest(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:

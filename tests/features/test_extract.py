@@ -15,9 +15,17 @@ from stores import assert_same_store
 from melflow.audio.io import load_clip
 from melflow.config import PipelineConfig
 from melflow.demo_corpus import generate_demo_corpus
-from melflow.features.extract import clip_key, extract_features, feature_store_url
+from melflow.features.extract import (
+    ITEM_COLUMNS,
+    clip_key,
+    extract_features,
+    feature_store_url,
+    open_feature_store,
+    unplanned_items,
+)
 from melflow.features.spectral import compute_features
 from melflow.features.store import KEY, RowStore
+from melflow.manifest import manifest_chunks, write_manifest
 from melflow.parallel import dask_client
 
 
@@ -148,3 +156,23 @@ def test_a_sharded_store_equals_the_unsharded_one_array_for_array(
         got = np.asarray(sharded.group()[name][:72])  # type: ignore[index]
         assert got.dtype == want.dtype and np.array_equal(got, want), name
     assert list(sharded.group()[KEY][72:96]) == [""] * 24  # type: ignore[index]
+
+
+def test_planning_a_manifest_file_in_chunks_equals_planning_it_whole(
+    small_cfg: PipelineConfig, small_corpus: Path, tmp_path: Path
+) -> None:
+    manifest = manifest_for(small_corpus)
+    path = str(tmp_path / "manifest.parquet")
+    write_manifest(manifest, path)
+    store = open_feature_store(small_cfg)
+    whole, n_whole = unplanned_items(store, [manifest])
+    chunked, n_chunked = unplanned_items(
+        store, manifest_chunks(path, rows=10, columns=list(ITEM_COLUMNS))
+    )
+    assert (n_whole, n_chunked) == (72, 72) and chunked == whole
+    assert whole[0]["span"] is None and whole[0][KEY] == clip_key(
+        manifest["clip_id"][0], manifest["sha256"][0]
+    )
+    store.append(whole[::2], columns=("clip_id", "label", "split", "group", "sha256"))
+    again, _ = unplanned_items(store, manifest_chunks(path, rows=7, columns=list(ITEM_COLUMNS)))
+    assert again == whole[1::2]
