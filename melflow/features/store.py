@@ -268,7 +268,12 @@ class RowStore:
             first = self.next_batch()
             claim = self._claim(first)
             if claim is not None:
-                return first, claim
+                # Another planner may have committed from ``first`` and released its claim
+                # between our two steps: its plan is visible now (plans precede releases).
+                if self.next_batch() == first:
+                    return first, claim
+                storage.remove(claim, self.storage_options)
+                continue
             if time.monotonic() > deadline:
                 raise StoreError(
                     f"another machine has been planning store {self.url} for over "

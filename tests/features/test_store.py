@@ -154,3 +154,19 @@ def test_a_stale_claim_is_taken_over_and_claims_are_gone_after_planning(
     assert sorted(p.name for p in stale.parent.iterdir()) == ["00000000.0"]
     with pytest.raises(FileExistsError):
         storage.create_exclusive(str(stale), b"x")
+
+
+def test_a_plan_committed_between_reading_and_claiming_is_not_overwritten(
+    store: RowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append(items(*"ab"), columns=("label",))  # another machine's plan, claim released
+    real_next = RowStore.next_batch
+    stale = [0]  # our first read came just before that commit
+
+    def next_batch(self: RowStore) -> int:
+        return stale.pop() if stale else real_next(self)
+
+    monkeypatch.setattr(RowStore, "next_batch", next_batch)
+    assert [b.index for b in store.append(items(*"abc"), columns=("label",))] == [1]
+    assert [i[KEY] for i in store.batch(0).items] == ["a", "b"]
+    assert not list(Path(store.url, "_melflow", "claims").iterdir())
