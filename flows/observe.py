@@ -171,7 +171,10 @@ def summary_markdown(
 def publish_summary(
     summary: PipelineSummary, *, cfg: PipelineConfig, links: Mapping[str, str] | None = None
 ) -> None:
-    """Attach :func:`summary_markdown` to the current flow run as artifact ``run-<profile>``."""
+    """Attach :func:`summary_markdown` to the current flow run as artifact ``run-<profile>``
+    (nothing outside a flow run: a flow's function called directly records nowhere)."""
+    if FlowRunContext.get() is None:
+        return
     title = f"melflow run: {cfg.name}"
     create_markdown_artifact(
         markdown=summary_markdown(summary, title=title, links=links),
