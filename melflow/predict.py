@@ -30,8 +30,12 @@ from melflow.audio.io import (
     MAX_SOURCE_SR,
     MIN_SOURCE_SR,
     Span,
+    clips_from_bytes,
+    declared_duration_s,
+    decode_audio,
+    file_bytes,
     fix_length,
-    read_audio,
+    probe_bytes,
     resample,
     to_mono,
 )
@@ -87,6 +91,15 @@ def long_file_segment(audio: AudioConfig) -> SegmentConfig:
     return audio.segment or SegmentConfig(window_s=audio.duration_s)
 
 
+def _windows(duration_s: float, *, audio: AudioConfig) -> list[Span]:
+    """``(offset_s, duration_s)`` of each window of a long recording, as ingest cuts it."""
+    segment = long_file_segment(audio)
+    return [
+        (start_ms / 1000, min(segment.window_s, duration_s - start_ms / 1000))
+        for start_ms in window_starts_ms(duration_s, segment=segment)
+    ]
+
+
 def _fit_windows(
     y: np.ndarray, orig_sr: int, *, audio: AudioConfig
 ) -> tuple[np.ndarray, list[Span]]:
@@ -106,11 +119,7 @@ def _fit_windows(
 
     if duration_s <= audio.max_duration_s:
         return fit(y)[None], []
-    segment = long_file_segment(audio)
-    windows = [
-        (start_ms / 1000, min(segment.window_s, duration_s - start_ms / 1000))
-        for start_ms in window_starts_ms(duration_s, segment=segment)
-    ]
+    windows = _windows(duration_s, audio=audio)
     clips = [
         fit(y[round(offset * orig_sr) : round(offset * orig_sr) + round(length * orig_sr)])
         for offset, length in windows
@@ -129,10 +138,23 @@ def _waveform_samples(waveform: Any, sr: Any) -> tuple[np.ndarray, int]:
     return y, int(sr)
 
 
-def _path_samples(path: str) -> tuple[np.ndarray, int]:
-    # The full decode ingest uses: the same reasons (empty_file, not_audio, non_finite, ...).
+def _path_clips(path: str, *, audio: AudioConfig) -> tuple[np.ndarray, list[Span]]:
+    """Model clips and windows of a file, refused for the reasons ingest would refuse it.
+
+    A file whose header declares more than ``audio.max_duration_s`` is validated block by
+    block and each window decoded on its own, exactly as extraction reads windows, so an
+    hour-long recording is never held as float32; anything else is decoded whole.
+    """
     fs = storage.filesystem(path)[0] if storage.is_url(path) else None
-    return read_audio(path, fs=fs)
+    data = file_bytes(path, fs=fs)
+    if declared_duration_s(data) <= audio.max_duration_s:
+        y, sr = decode_audio(data, name=path)
+        return _fit_windows(y, sr, audio=audio)
+    windows = _windows(probe_bytes(data, name=path).duration_s, audio=audio)
+    clips = clips_from_bytes(
+        data, name=path, sr=audio.sr, duration_s=audio.duration_s, crop=audio.crop, spans=windows
+    )
+    return clips, windows
 
 
 def decode_rows(frame: pd.DataFrame, *, audio: AudioConfig) -> Decoded:
@@ -143,12 +165,12 @@ def decode_rows(frame: pd.DataFrame, *, audio: AudioConfig) -> Decoded:
     for row in frame.to_dict("records"):
         try:
             if _present(row.get(PATH)):
-                y, sr = _path_samples(str(row[PATH]))
+                clips, windows = _path_clips(str(row[PATH]), audio=audio)
             elif _present(row.get(WAVEFORM)):
                 y, sr = _waveform_samples(row[WAVEFORM], row.get(SR))
+                clips, windows = _fit_windows(y, sr, audio=audio)
             else:
                 raise AudioError("missing", f"row has neither {PATH!r} nor {WAVEFORM!r}")
-            clips, windows = _fit_windows(y, sr, audio=audio)
             decoded.clips.append(clips)
             decoded.windows.append(windows)
             decoded.errors.append("")

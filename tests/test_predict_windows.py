@@ -30,8 +30,8 @@ class BandModel(nn.Module):
         self.bins = bins
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (batch, 1, n_mels, n_frames) of normalised log-mel.
-        return 5 * x[:, 0, self.bins, :].mean(dim=-1)
+        # x: (batch, n_mels, n_frames) log-mel in dB (the model owns its normalisation).
+        return 0.25 * x[:, self.bins, :].mean(dim=-1)
 
 
 def band_bundle(tmp_path: Path, *audio_overrides: str) -> tuple[nn.Module, ModelMeta]:
@@ -96,3 +96,16 @@ def test_predict_files_names_each_window_row_and_counts_files(tmp_path: Path) ->
     assert list(out["label"]) == ["low", "low", "low", "mid"] * 2  # windows at 0, 4, 8 s
     summary = summarize(out)
     assert (summary["files"], summary["classified"], summary["labels"]) == (2, 2, {"low": 2})
+
+
+def test_long_path_windows_equal_long_waveform_windows(tmp_path: Path) -> None:
+    # A path is validated block by block and each window decoded alone; a waveform is
+    # sliced in memory: both give the same clips.
+    model, meta = band_bundle(tmp_path, "audio.segment={window_s: 2, hop_s: 1.5}")
+    y = np.concatenate([tone(hz, sr=SR, duration_s=s) for _, hz, s in SEQUENCE])
+    path = tmp_path / "long_float.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    by_path = predict_frame(model, meta, pd.DataFrame({"path": [str(path)]}))
+    by_waveform = predict_frame(model, meta, pd.DataFrame({"waveform": [y], "sr": [SR]}))
+    assert len(by_path) == 1 + 8  # starts 0, 1.5, ..., 9 s and a padded 10.5 s tail
+    pd.testing.assert_frame_equal(by_path, by_waveform, atol=1e-6)

@@ -292,11 +292,67 @@ def load_clips(
     for row, path, span in zip(y, paths, spans or [None] * len(paths), strict=True):
         if path != last[0]:
             last = (path, file_bytes(path, fs=fs))
-        source, orig_sr = _decode_mono(last[1], name=path, span=span, keep=(sr, n_samples, crop))
-        row[:] = fix_length(
-            resample(source, orig_sr=orig_sr, target_sr=sr), n_samples=n_samples, crop=crop
-        )
+        _fit_into(row, last[1], name=path, sr=sr, crop=crop, span=span)
     return y
+
+
+def clips_from_bytes(
+    data: bytes,
+    *,
+    name: str,
+    sr: int,
+    duration_s: float,
+    crop: Literal["start", "center"] = "start",
+    spans: Sequence[Span | None],
+) -> np.ndarray:
+    """:func:`load_clips` of windows of one file whose bytes are in memory.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    name : str
+        Used in error details only.
+    spans : sequence of Span or None
+        ``(offset_s, duration_s)`` of each clip; ``None`` takes the whole file.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(len(spans), round(sr * duration_s))``, at ``sr`` Hz.
+    """
+    y = np.zeros((len(spans), round(sr * duration_s)), dtype=np.float32)
+    for row, span in zip(y, spans, strict=True):
+        _fit_into(row, data, name=name, sr=sr, crop=crop, span=span)
+    return y
+
+
+def declared_duration_s(data: bytes) -> float:
+    """The duration in seconds a file's header declares (an estimate for VBR MP3).
+
+    0.0 when the header cannot be read: the full decode then says why.
+    """
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            return int(f.frames) / int(f.samplerate) if f.samplerate else 0.0
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return 0.0
+
+
+def _fit_into(
+    out: np.ndarray,
+    data: bytes,
+    *,
+    name: str,
+    sr: int,
+    crop: Literal["start", "center"],
+    span: Span | None,
+) -> None:
+    """Decode, downmix, resample and pad/crop one clip (or window) of ``data`` into ``out``."""
+    source, orig_sr = _decode_mono(data, name=name, span=span, keep=(sr, len(out), crop))
+    out[:] = fix_length(
+        resample(source, orig_sr=orig_sr, target_sr=sr), n_samples=len(out), crop=crop
+    )
 
 
 def _frame_range(
