@@ -19,6 +19,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from melflow.errors import ConfigError
+
 MODE_ENV = "MELFLOW_PREFECT"
 MODES = ("auto", "always", "never")
 
@@ -37,12 +39,26 @@ def _profile_api_url() -> str | None:
     return str(url) if url else None
 
 
+def mode() -> str:
+    """``$MELFLOW_PREFECT``: ``auto`` (the default), ``always`` or ``never``.
+
+    Raises
+    ------
+    ConfigError
+        Any other value.
+    """
+    value = os.environ.get(MODE_ENV, "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ConfigError(f"{MODE_ENV}={value!r}: use one of {', '.join(MODES)}")
+    return value
+
+
 def orchestrated() -> bool:
     """True when the stages should run as Prefect flow and task runs (see the module doc)."""
-    mode = os.environ.get(MODE_ENV, "auto").strip().lower()
-    if mode == "always":
+    mode_ = mode()
+    if mode_ == "always":
         return True
-    if mode == "never":
+    if mode_ == "never":
         return False
     return bool(os.environ.get("PREFECT_API_URL") or _profile_api_url())
 

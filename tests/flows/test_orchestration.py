@@ -11,6 +11,7 @@ import pytest
 from conftest import small_config
 
 from flows.orchestration import MODE_ENV, orchestrated
+from melflow.errors import ConfigError
 
 
 @pytest.fixture
@@ -41,6 +42,9 @@ def test_a_configured_server_means_orchestration(
     monkeypatch.delenv("PREFECT_API_URL")
     monkeypatch.setenv(MODE_ENV, "always")
     assert orchestrated()
+    monkeypatch.setenv(MODE_ENV, "sometimes")
+    with pytest.raises(ConfigError, match="MELFLOW_PREFECT='sometimes': use one of auto"):
+        orchestrated()
 
 
 @pytest.mark.integration
