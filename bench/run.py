@@ -173,7 +173,7 @@ def optional_sections(
     quick: bool,
     only: Sequence[str] = (),
 ) -> None:
-    """Augmentation, training and FSDD benchmarks, each from its own module."""
+    """Augmentation, training, FSDD and UrbanSound CV benchmarks, each from its own module."""
     from bench.bench_augment import bench_augment
     from bench.bench_train import bench_train
     from melflow.features.extract import feature_store_url
@@ -187,9 +187,11 @@ def optional_sections(
     )
     section("train", lambda: bench_train(store_url=feature_store_url(cfg)), results, only)
     if not quick:
+        from bench.bench_cv_urbansound import bench_cv_urbansound
         from bench.bench_fsdd import bench_fsdd
 
         section("fsdd", bench_fsdd, results, only)
+        section("cv_urbansound", bench_cv_urbansound, results, only)
 
 
 def _shown(value: Any) -> str:

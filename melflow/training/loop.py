@@ -229,7 +229,13 @@ class _Device:
 
 
 class _Ema:
-    """Exponential moving average of a model's parameters (buffers are copied as is)."""
+    """Exponential moving average of a model's weights and float buffers.
+
+    BatchNorm statistics are averaged like the weights, so they match the averaged
+    weights; integer buffers (batch counters) are copied. The decay ramps up as
+    ``min(decay, (1 + t) / (10 + t))`` at step ``t`` (as in TensorFlow's EMA), so the
+    random initial weights fade out quickly in short trainings.
+    """
 
     def __init__(self, model: AudioClassifier, decay: float) -> None:
         self.decay = decay
@@ -238,11 +244,14 @@ class _Ema:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
-            mine.lerp_(theirs, 1.0 - self.decay)
-        for kept, current in zip(self.model.buffers(), model.buffers(), strict=True):
-            kept.copy_(current)
+    def update(self, model: nn.Module, *, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        mine, theirs = self.model.state_dict(), model.state_dict()
+        for name, kept in mine.items():
+            if kept.is_floating_point():
+                kept.lerp_(theirs[name], 1.0 - decay)
+            else:
+                kept.copy_(theirs[name])
 
 
 def _load_init_state(model: nn.Module, init_state: dict[str, Any]) -> None:
@@ -352,7 +361,7 @@ def _train_epoch(
         step.scaler.step(step.optimizer)
         step.scaler.update()
         if step.ema is not None:
-            step.ema.update(model)
+            step.ema.update(model, step=epoch * steps + i)
         total += loss.item() * len(y)
         seen += len(y)
         if on_step is not None:
