@@ -112,8 +112,9 @@ def plan_once(url: str, manifest: str) -> dict[str, float]:
     store.pending_batches()
     seconds = time.perf_counter() - start
     # Undo the commit, so the next repeat plans the same clips again.
-    last = max(Path(url, "_melflow", "plans").iterdir())
-    last.unlink()
+    if batches:
+        plan = f"{batches[0].index:08d}-{batches[-1].index + 1:08d}.parquet"
+        Path(url, "_melflow", "plans", plan).unlink()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "peak_rss_mb": peak_mb, "new": len(items), "batches": len(batches)}
 

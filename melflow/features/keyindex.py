@@ -3,7 +3,7 @@
 Planning must tell new clips from planned ones. Keeping every planned key as text costs
 ~100 bytes of Python string per clip (100 MB at a million clips) and reading every plan
 file; the index holds two independent 64-bit SipHashes per key instead (collision odds
-about n^2 / 2^129, i.e. nil), sorted per append, so membership is a binary search.
+about n^2 / 2^129, i.e. nil), sorted, so membership is a binary search.
 """
 
 from __future__ import annotations
@@ -34,33 +34,39 @@ def sorted_hashes(hashes: np.ndarray) -> np.ndarray:
 
 
 class KeyIndex:
-    """Set of planned keys: one sorted ``(n, 2)`` uint64 hash array per append.
+    """Set of planned keys, held as one sorted ``(n, 2)`` uint64 hash array.
 
-    Parts stay separate (each already sorted when written), so loading the index costs
-    reading it, not sorting a million hashes.
+    Stored parts (one per append) are each sorted already, so merging them is a stable
+    sort over a few presorted runs, not a full sort of a million hashes.
     """
 
     def __init__(self, parts: Sequence[np.ndarray]) -> None:
-        # A linear check, not a sort: parts are written sorted.
-        self.parts = [p if (p[1:, 0] >= p[:-1, 0]).all() else sorted_hashes(p) for p in parts]
+        hashes = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
+        self.hashes = sorted_hashes(hashes) if len(parts) > 1 else hashes
+        if len(parts) == 1 and not (hashes[1:, 0] >= hashes[:-1, 0]).all():
+            self.hashes = sorted_hashes(hashes)
 
     def __len__(self) -> int:
-        return sum(len(part) for part in self.parts)
+        return len(self.hashes)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """Boolean mask, shape ``(len(hashes),)``: which hash pairs are in the index."""
-        # Sorted needles make the binary searches walk memory in order: ~2x faster.
+        # Sorted needles make the binary search walk memory in order: ~2x faster.
         order = np.argsort(hashes[:, 0])
         needles = hashes[order]
-        found = np.zeros(len(hashes), dtype=bool)
-        for part in self.parts:
-            first = part[:, 0]
-            lo = np.searchsorted(first, needles[:, 0], side="left")
-            hi = np.searchsorted(first, needles[:, 0], side="right")
-            single = hi - lo == 1  # the common case: the first hash alone is unique
-            found[single] |= part[lo[single], 1] == needles[single, 1]
-            for i in np.flatnonzero(hi - lo > 1):
-                found[i] |= bool((part[lo[i] : hi[i], 1] == needles[i, 1]).any())
+        first = self.hashes[:, 0]
+        lo = np.searchsorted(first, needles[:, 0], side="left")
+        at = np.minimum(lo, max(len(first) - 1, 0))
+        found = np.zeros(len(needles), dtype=bool)
+        if len(first):
+            hit = first[at] == needles[:, 0]
+            found = hit & (self.hashes[at, 1] == needles[:, 1])
+            # A first hash shared by several keys (odds ~n^2/2^65): compare all of them.
+            shared = hit & ~found & (at + 1 < len(first))
+            shared[shared] &= first[at[shared] + 1] == needles[shared, 0]
+            for i in np.flatnonzero(shared):
+                hi = np.searchsorted(first, needles[i, 0], side="right")
+                found[i] = bool((self.hashes[lo[i] : hi, 1] == needles[i, 1]).any())
         mask = np.empty_like(found)
         mask[order] = found
         return mask

@@ -331,18 +331,17 @@ class RowStore:
             hashes_bytes(sorted_hashes(key_hashes([item[KEY] for item in fresh]))),
             self.storage_options,
         )
-        rows = [
+        starts = [(batch.start, batch.index, len(batch.items)) for batch in batches]
+        plan = pd.DataFrame(
             {
-                KEY: item[KEY],
-                "row": batch.start + i,
-                "batch": batch.index,
-                **{c: str(item[c]) for c in columns},
+                KEY: [item[KEY] for item in fresh],
+                "row": np.concatenate([np.arange(s, s + n) for s, _, n in starts]),
+                "batch": np.concatenate([np.full(n, b) for _, b, n in starts]),
+                **{c: [str(item[c]) for item in fresh] for c in columns},
             }
-            for batch in batches
-            for i, item in enumerate(batch.items)
-        ]
+        )
         buf = io.BytesIO()
-        pd.DataFrame(rows).to_parquet(buf, index=False)
+        plan.to_parquet(buf, index=False)
         # The plan file is the commit point: batches and keys without one are overwritten
         # by the next append, which starts at the same batch.
         storage.write_bytes_atomic(

@@ -56,6 +56,7 @@ def _aws_free_env(root: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "PREFECT_HOME": str(root / "prefect"),
+        "MELFLOW_PREFECT": "always",  # record to a Prefect database, to search it too
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a busy 2-core machine
         "PYTHONPATH": str(REPO),
         "COLUMNS": "200",
