@@ -214,7 +214,9 @@ class RowStore:
             ]
         )
 
-    def unplanned(self, keys: Sequence[str], known: KeyIndex | None = None) -> np.ndarray:
+    def unplanned(
+        self, keys: Sequence[str] | np.ndarray, known: KeyIndex | None = None
+    ) -> np.ndarray:
         """Boolean mask, shape ``(len(keys),)``: keys not planned yet (``known``: the index)."""
         known = self.key_index() if known is None else known
         return ~known.contains(key_hashes(keys))
