@@ -55,8 +55,9 @@ def test_a_stop_signal_ends_every_child_and_the_rerun_resumes(
 ) -> None:
     proc, children = _start_until_training(tmp_path, prefect=prefect)
     if prefect == "never":
-        # No Prefect server, and the Dask cluster closed when the Dask stages ended.
-        assert children == []
+        # No Prefect server, and the Dask cluster closed when the Dask stages ended (what
+        # may remain is multiprocessing's resource tracker, which lives as long as we do).
+        assert [c for c in children if "resource_tracker" not in " ".join(c.cmdline())] == []
     else:
         assert children, "the temporary Prefect server runs beside training"
     os.kill(proc.pid, signum)
