@@ -33,7 +33,7 @@ class CvSummary:
     run_id: str
 
 
-def _augmented(cfg: PipelineConfig, manifest: pd.DataFrame) -> str | None:
+def augment_every_clip(cfg: PipelineConfig, manifest: pd.DataFrame) -> str | None:
     """Augment every usable clip once (each is ``train`` in some fold); ``None`` if off.
 
     The variants of one augmented store serve every fold: training keeps those whose source
@@ -56,7 +56,7 @@ def cv_flow(cfg: PipelineConfig) -> CvSummary:
     assert ingested is not None  # ingest always writes the pointer
     manifest = load_manifest(ingested, storage_options=cfg.paths.storage_options)
     n_folds = len(make_folds(manifest, cfg.cv))  # fold errors surface before augmentation
-    augmented = _augmented(cfg, manifest)
+    augmented = augment_every_clip(cfg, manifest)
     progress = reporter("cv")
     done: list[FoldResult] = []
 

@@ -12,17 +12,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.cv import augment_every_clip
 from flows.observe import melflow_flow, observed_run
 from flows.pipeline import pipeline_flow
-from melflow.augment.offline import augment_store_digest, augmented_store_url
+from melflow.augment.offline import augment_store_digest
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.errors import ConfigError
 from melflow.features.extract import feature_store_digest
-from melflow.ingest import latest_manifest, load_manifest
+from melflow.ingest import IngestResult, latest_manifest, load_manifest
+from melflow.sweep.folds import has_folds, sweep_folds
 from melflow.sweep.grid import Point, axes_from, grid_points
-from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
+from melflow.sweep.run import PointResult, finished_point, point_digest
 from melflow.sweep.table import SweepFiles, results_frame, write_results
+from tasks.augment import augment_task
 from tasks.progress import reporter
 from tasks.sweep import sweep_point_task
 
@@ -51,9 +54,19 @@ def _uses_augmented(cfg: PipelineConfig) -> bool:
     return cfg.augment.enabled and cfg.train.use_augmented
 
 
-def _folds(manifest: pd.DataFrame) -> list[Fold]:
-    """The divisions every point is scored on: today the profile's one train/test split."""
-    return [Fold("split", manifest)]
+def _augmented(
+    cfg: PipelineConfig, ingested: IngestResult, manifest: pd.DataFrame, *, cv: bool
+) -> str | None:
+    """The augmented store's URL once it holds what training reads (``None`` if off).
+
+    With folds every clip is ``train`` in some fold, so every clip is augmented (as
+    ``melflow cv`` does); otherwise only the split's train clips, as ``melflow run`` does.
+    """
+    if not _uses_augmented(cfg):
+        return None
+    if cv:
+        return augment_every_clip(cfg, manifest)
+    return augment_task(cfg, ingested.manifest_path, ingested.manifest_digest).store_url
 
 
 @melflow_flow(name="sweep", flow_run_name="sweep/{cfg.name}", log_prints=False)
@@ -68,13 +81,14 @@ def sweep_flow(cfg: PipelineConfig, grid: list[str]) -> SweepRun:
 
 
 def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
+    pipeline_flow(cfg, until="extract")
+    ingested = latest_manifest(cfg=cfg)
+    assert ingested is not None  # ingest always writes the pointer
+    manifest = load_manifest(ingested, storage_options=cfg.paths.storage_options)
+    folds = sweep_folds(cfg, manifest)
     # Any point that trains on augmented variants needs the augmented store filled.
     data_cfg = next((p.cfg for p in points if _uses_augmented(p.cfg)), cfg)
-    pipeline_flow(data_cfg, until="augment")
-    ingested = latest_manifest(cfg=data_cfg)
-    assert ingested is not None  # ingest always writes the pointer
-    folds = _folds(load_manifest(ingested, storage_options=cfg.paths.storage_options))
-    augmented = augmented_store_url(data_cfg) if _uses_augmented(data_cfg) else None
+    augmented = _augmented(data_cfg, ingested, manifest, cv=has_folds(cfg, manifest))
     data_digest = digest_of(
         feature_store_digest(cfg),
         ingested.manifest_digest,
@@ -84,7 +98,7 @@ def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
     progress = reporter("sweep")
     results: list[PointResult] = []
     for point in points:
-        digest = point_digest(point.cfg, data_digest=data_digest, folds=[f.name for f in folds])
+        digest = point_digest(point.cfg, data_digest=data_digest, folds=folds)
         point_dir = str(root / "points" / digest)
         result = finished_point(point_dir) or sweep_point_task(
             point, digest, point_dir, folds, augmented, cfg.sweep.latency_repeats

@@ -33,6 +33,7 @@ from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.errors import MelflowError
 from melflow.evaluation.evaluate import evaluate_bundle
+from melflow.manifest import manifest_digest
 from melflow.models.bundle import load_bundle
 from melflow.models.cost import LATENCY_BATCHES, model_cost
 from melflow.sweep.grid import Point
@@ -106,14 +107,20 @@ class PointResult:
         }
 
 
-def point_digest(cfg: PipelineConfig, *, data_digest: str, folds: Sequence[str]) -> str:
-    """Identity of a point: its data, its ``train`` config, the folds and the code.
+def point_digest(cfg: PipelineConfig, *, data_digest: str, folds: Sequence[Fold]) -> str:
+    """Identity of a point: its data, its ``train`` config, its folds and the code.
 
-    ``data_digest`` identifies the manifest and stores the folds read; latency settings
-    are left out (they measure, they do not change what is trained).
+    ``data_digest`` identifies the stores the folds read; each fold counts by its name and
+    the digest of its manifest (its ``split`` column: which clips train, validate, test).
+    Latency settings are left out: they measure, they do not change what is trained.
     """
     return digest_of(
-        "sweep-point", SWEEP_CODE_VERSION, TRAIN_CODE_VERSION, data_digest, cfg.train, list(folds)
+        "sweep-point",
+        SWEEP_CODE_VERSION,
+        TRAIN_CODE_VERSION,
+        data_digest,
+        cfg.train,
+        [(fold.name, manifest_digest(fold.manifest)) for fold in folds],
     )
 
 

@@ -38,9 +38,12 @@ def test_a_point_is_trained_scored_costed_and_then_cached(
 ) -> None:
     cfg, manifest = synthetic(small_cfg, *FAST, per_class=10)
     (point,) = grid_points(cfg, [parse_axis("train.model.arch=vgg")])
-    digest = point_digest(point.cfg, data_digest="d", folds=["split"])
-    assert digest != point_digest(cfg, data_digest="d", folds=["split"])  # cnn is another point
-    assert digest != point_digest(point.cfg, data_digest="e", folds=["split"])
+    folds = [Fold("split", manifest)]
+    digest = point_digest(point.cfg, data_digest="d", folds=folds)
+    assert digest != point_digest(cfg, data_digest="d", folds=folds)  # cnn is another point
+    assert digest != point_digest(point.cfg, data_digest="e", folds=folds)
+    resplit = [Fold("split", manifest.assign(split="train"))]
+    assert digest != point_digest(point.cfg, data_digest="d", folds=resplit)
     point_dir = str(tmp_path / "points" / digest)
 
     def run_fold(fold_cfg: PipelineConfig, fold: Fold, run_dir: str) -> FoldScore:
@@ -52,7 +55,7 @@ def test_a_point_is_trained_scored_costed_and_then_cached(
         point=point,
         digest=digest,
         point_dir=point_dir,
-        folds=[Fold("split", manifest)],
+        folds=folds,
         run_fold=run_fold,
         latency_repeats=2,
     )
