@@ -107,7 +107,8 @@ def sweep(
     console.print(
         f"{len(result.computed)} points trained, {len(result.cached)} cached\n"
         f"table: {escape(result.files.csv)}\n       {escape(result.files.json)}\n"
-        f"plot:  {escape(result.files.plot)}",
+        f"plot:  {escape(result.files.plot)}\n"
+        f"MLflow: run {result.run_id} (one nested run per point; nothing registered)",
         soft_wrap=True,
     )
     front = result.frame[result.frame["pareto"]].sort_values("accuracy_mean")

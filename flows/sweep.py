@@ -7,6 +7,7 @@ a finished point is read back, so a killed sweep reruns only what had not finish
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from melflow.digest import digest_of
 from melflow.errors import ConfigError
 from melflow.features.extract import feature_store_digest
 from melflow.ingest import IngestResult, latest_manifest, load_manifest
+from melflow.registry import log_sweep
 from melflow.sweep.folds import has_folds, sweep_folds
 from melflow.sweep.grid import Point, axes_from, grid_points
-from melflow.sweep.run import PointResult, finished_point, point_digest
+from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
 from melflow.sweep.table import SweepFiles, results_frame, write_results
 from tasks.augment import augment_task
 from tasks.progress import reporter
@@ -32,11 +34,13 @@ from tasks.sweep import sweep_point_task
 
 @dataclass
 class SweepRun:
-    """A finished sweep: the table, its files, and which points ran now or were cached."""
+    """A finished sweep: the table, its files, its MLflow parent run, and which points ran
+    now or were cached."""
 
     frame: pd.DataFrame
     files: SweepFiles
     out_dir: str
+    run_id: str
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
 
@@ -80,48 +84,73 @@ def sweep_flow(cfg: PipelineConfig, grid: list[str]) -> SweepRun:
         return _sweep(cfg, points)
 
 
-def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
+@dataclass(frozen=True)
+class _Data:
+    """What every point reads: the manifest, its folds, the augmented store, their digest."""
+
+    ingested: IngestResult
+    folds: list[Fold]
+    augmented: str | None
+    digest: str
+
+
+def _prepare(cfg: PipelineConfig, points: list[Point]) -> _Data:
+    """Ingest and extract (cached stages), the folds, and the augmented store if any point
+    trains on augmented variants."""
     pipeline_flow(cfg, until="extract")
     ingested = latest_manifest(cfg=cfg)
     assert ingested is not None  # ingest always writes the pointer
     manifest = load_manifest(ingested, storage_options=cfg.paths.storage_options)
-    folds = sweep_folds(cfg, manifest)
-    # Any point that trains on augmented variants needs the augmented store filled.
     data_cfg = next((p.cfg for p in points if _uses_augmented(p.cfg)), cfg)
     augmented = _augmented(data_cfg, ingested, manifest, cv=has_folds(cfg, manifest))
-    data_digest = digest_of(
+    digest = digest_of(
         feature_store_digest(cfg),
         ingested.manifest_digest,
         augment_store_digest(data_cfg) if augmented else None,
     )
+    return _Data(ingested, sweep_folds(cfg, manifest), augmented, digest)
+
+
+def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
+    data = _prepare(cfg, points)
     root = sweeps_root(cfg)
     progress = reporter("sweep")
+    digests = [point_digest(p.cfg, data_digest=data.digest, folds=data.folds) for p in points]
     results: list[PointResult] = []
-    for point in points:
-        digest = point_digest(point.cfg, data_digest=data_digest, folds=folds)
+    for point, digest in zip(points, digests, strict=True):
         point_dir = str(root / "points" / digest)
         result = finished_point(point_dir) or sweep_point_task(
-            point, digest, point_dir, folds, augmented, cfg.sweep.latency_repeats
+            point, digest, point_dir, data.folds, data.augmented, cfg.sweep.latency_repeats
         )
         results.append(result)
         progress(len(results), len(points))
 
     fields = [name for name, _ in points[0].assignments]
     frame = results_frame([r.row() for r in results], fields=fields)
-    out_dir = str(root / digest_of("sweep", [r.point for r in results]))
+    sweep_digest = digest_of("sweep", digests)
+    out_dir = str(root / sweep_digest)
     about = {
         "profile": cfg.name,
         "grid": fields,
-        "folds": [f.name for f in folds],
-        "manifest_digest": ingested.manifest_digest,
+        "folds": [f.name for f in data.folds],
+        "manifest_digest": data.ingested.manifest_digest,
         "latency": "CPU, one thread, median ms per clip of the model's forward pass over "
         f"{cfg.sweep.latency_repeats} repeats",
     }
     files = write_results(frame, out_dir=out_dir, about=about, title=f"{cfg.name}: sweep")
+    run_id = log_sweep(
+        cfg=cfg,
+        digest=sweep_digest,
+        rows=json.loads(frame.to_json(orient="records")),
+        fields=fields,
+        artifacts=[files.csv, files.json, files.plot],
+        tags={"profile": cfg.name, "manifest_digest": data.ingested.manifest_digest},
+    )
     return SweepRun(
         frame=frame,
         files=files,
         out_dir=out_dir,
+        run_id=run_id,
         computed=[r.point for r in results if not r.cached],
         cached=[r.point for r in results if r.cached],
     )

@@ -14,11 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import small_config
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.sweep import SweepRun, sweep_flow, sweeps_root
 from melflow.config import PipelineConfig
+from melflow.registry import list_versions, show, tracking_uri
 from melflow.sweep.run import POINT_FILE
 from melflow.sweep.table import DETERMINISTIC_COLUMNS
 
@@ -43,8 +45,13 @@ def _sweep(cfg: PipelineConfig) -> SweepRun:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> SweepRun:
-    return _sweep(_config(tmp_path_factory.mktemp("clean")))
+def clean_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clean")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(clean_root: Path, prefect_harness: None) -> SweepRun:
+    return _sweep(_config(clean_root))
 
 
 @pytest.mark.slow
@@ -73,6 +80,52 @@ def test_a_two_by_two_sweep_measures_every_figure(uninterrupted: SweepRun) -> No
     assert [p["point"] for p in document["points"]] == frame["point"].tolist()
     assert document["grid"] == ["train.model.arch", "train.model.channels"]
     assert Path(files.plot).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_mlflow_has_one_parent_run_and_a_nested_run_per_point_and_no_version(
+    clean_root: Path, uninterrupted: SweepRun
+) -> None:
+    cfg = _config(clean_root)
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    (experiment,) = [e for e in client.search_experiments() if e.name == cfg.registry.experiment]
+    parent = client.get_run(uninterrupted.run_id)
+    assert parent.data.metrics["points"] == 4
+    logged = {a.path for a in client.list_artifacts(uninterrupted.run_id, "sweep")}
+    assert logged == {"sweep/sweep.csv", "sweep/sweep.json", "sweep/sweep.png"}
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{uninterrupted.run_id}'",
+    )
+    frame = uninterrupted.frame.set_index("point")
+    assert sorted(c.data.tags["melflow.sweep_point"] for c in children) == sorted(frame.index)
+    for child in children:
+        row = frame.loc[child.data.tags["melflow.sweep_point"]]
+        assert child.data.params["train.model.arch"] == row["train.model.arch"]
+        assert child.data.metrics["macs"] == row["macs"]
+        assert child.data.metrics["accuracy_mean"] == pytest.approx(row["accuracy_mean"])
+        assert child.data.tags["pareto"] == str(bool(row["pareto"]))
+    assert list_versions(cfg=cfg).empty  # a sweep registers nothing
+    # Rerun: every point cached, the same parent run (no duplicate).
+    assert _sweep(cfg).run_id == uninterrupted.run_id
+
+
+@pytest.mark.slow
+def test_a_promoted_point_goes_through_the_gate(clean_root: Path, uninterrupted: SweepRun) -> None:
+    cfg = _config(clean_root)
+    point = str(uninterrupted.frame["point"].iloc[3])  # vgg, [8, 16]
+    args = ["models", "register-sweep", point[:6], "-p", "small"]
+    for item in (f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"):
+        args += ["-s", item]
+    for item in SETTINGS:
+        args += ["-s", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"point {point}" in result.output and "now champion" in result.output
+    champion = show(cfg=cfg, ref="champion")
+    assert champion["version"] == "1"
+    params = MlflowClient(tracking_uri=tracking_uri(cfg)).get_run(champion["run_id"]).data.params
+    assert (params["train.model.arch"], params["train.model.channels"]) == ("vgg", "[8, 16]")
 
 
 @pytest.mark.slow
