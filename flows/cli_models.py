@@ -6,6 +6,7 @@ MLflow is imported inside the commands, so ``melflow --help`` stays fast.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Annotated, Any
 
@@ -107,21 +108,24 @@ def show_cmd(
     with melflow_errors():
         info = show(cfg=cfg, ref=ref)
     if as_json:
-        print_json(info)
+        print_json(dataclasses.asdict(info))
         return
-    about = Table(title=f"{info['name']} v{info['version']}", show_header=False)
+    about = Table(title=f"{info.name} v{info.version}", show_header=False)
     about.add_column("field", style="bold")
     about.add_column("value")
-    for key in ("aliases", "created", "run_id", "feature"):
-        value = info[key]
-        about.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-    for key, value in sorted({**info["run_tags"], **info["tags"]}.items()):
-        about.add_row(key, value)
+    about.add_row("aliases", ", ".join(info.aliases))
+    for field, text in (
+        ("created", info.created),
+        ("run_id", info.run_id),
+        ("feature", str(info.feature)),
+        *sorted({**info.run_tags, **info.tags}.items()),
+    ):
+        about.add_row(field, text)
     console.print(about)
     metrics = Table(title="test metrics")
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
-    for key, value in info["metrics"].items():
+    for key, value in info.metrics.items():
         metrics.add_row(key, _fmt(value))
     console.print(metrics)
 
@@ -180,13 +184,13 @@ def promote_cmd(
 ) -> None:
     """Make a version the champion by hand, bypassing the promotion gate."""
     cfg = registry_config(profile, sets)
-    from melflow.registry import promote, show
+    from melflow.registry import promote
 
     with melflow_errors():
-        promote(cfg=cfg, version=version, reason=reason)
-        info = show(cfg=cfg, ref=version)
+        # The number promote returns: an alias such as "challenger" moves with the promotion.
+        number = promote(cfg=cfg, version=version, reason=reason)
     console.print(
-        f"v{info['version']} of {info['name']} is now [bold]champion[/bold] ({escape(reason)})"
+        f"v{number} of {cfg.registry.model_name} is now [bold]champion[/bold] ({escape(reason)})"
     )
 
 
@@ -236,7 +240,7 @@ def predict(
         files = find_audio_files(inputs, extensions=cfg.corpus.extensions)
         from melflow.registry import load_champion, show
 
-        version = show(cfg=cfg, ref=model)["version"]  # pin an alias once for the whole run
+        version = show(cfg=cfg, ref=model).version  # pin an alias once for the whole run
         loaded = load_champion(cfg=cfg, ref=version)
         start = time.perf_counter()
         with progress_display():

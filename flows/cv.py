@@ -8,21 +8,23 @@ No model version is registered: CV scores a recipe, the production model comes f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from prefect import flow
 
 from flows.pipeline import pipeline_flow
-from melflow import storage
+from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.cv import CvResult, FoldResult, make_folds, run_cv
 from melflow.digest import digest_of
 from melflow.ingest import latest_manifest, load_manifest
+from melflow.layout import Layout, StageRef
 from melflow.manifest import manifest_digest, write_manifest
 from melflow.registry import log_cv
+from melflow.runlock import run_lock
 from tasks.augment import augment_task
-from tasks.progress import reporter
-from tasks.train import run_dir
+from tasks.progress import note, reporter
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,22 @@ def augment_every_clip(cfg: PipelineConfig, manifest: pd.DataFrame) -> str | Non
         return None
     every = manifest.assign(split="train")
     digest = manifest_digest(every)
-    path = storage.join(cfg.paths.data_dir, "cv", f"manifest-all-train-{digest[:16]}.parquet")
+    path = Layout.of(cfg).path("cv", f"manifest-all-train-{digest[:16]}.parquet")
     write_manifest(every, path, storage_options=cfg.paths.storage_options)
-    return augment_task(cfg, path, digest).store_url
+    return augment_task(cfg, StageRef(digest, path)).store_url
 
 
 @flow(name="cv", log_prints=False)
 def cv_flow(cfg: PipelineConfig) -> CvSummary:
-    """Cross-validate ``cfg`` with the folds of ``cfg.cv``; finished folds are read back."""
+    """Cross-validate ``cfg`` with the folds of ``cfg.cv``; finished folds are read back.
+
+    Holds the data folder's run lock throughout, like the pipeline.
+    """
+    with run_lock(cfg, on_wait=lambda message: note("run", message)):
+        return _cv(cfg)
+
+
+def _cv(cfg: PipelineConfig) -> CvSummary:
     pipeline_flow(cfg, until="extract")
     ingested = latest_manifest(cfg=cfg)
     assert ingested is not None  # ingest always writes the pointer
@@ -67,12 +77,13 @@ def cv_flow(cfg: PipelineConfig) -> CvSummary:
     result = run_cv(
         cfg=cfg,
         manifest=manifest,
-        work_dir=run_dir(cfg, "cv"),
+        work_dir=Layout.of(cfg).run("cv"),
         augmented_store_url=augmented,
         on_fold=on_fold,
     )
-    digest = digest_of(
-        "cv", ingested.manifest_digest, augmented, cfg.train, cfg.cv, [f.run_dir for f in done]
-    )
+    # Names, not paths: the same CV in a moved data folder is the same logged run.
+    augment_digest = AUGMENT.store_digest(cfg) if augmented else None
+    folds = [Path(f.run_dir).name for f in done]
+    digest = digest_of("cv", ingested.manifest_digest, augment_digest, cfg.train, cfg.cv, folds)
     tags = {"melflow.kind": "cv", "profile": cfg.name, "manifest_digest": ingested.manifest_digest}
     return CvSummary(result=result, run_id=log_cv(cfg=cfg, result=result, digest=digest, tags=tags))

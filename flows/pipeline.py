@@ -16,20 +16,24 @@ from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 
 from flows.orchestration import call
-from melflow.augment.offline import cached_augmentation
+from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
-from melflow.features.extract import ExtractResult, cached_extraction
+from melflow.features.extract import EXTRACT
+from melflow.features.stage import StoreStage
+from melflow.features.store import FillResult
 from melflow.ingest import IngestResult
-from melflow.registry import PromotionDecision, champion_bundle, tracking_uri
+from melflow.layout import Layout
+from melflow.registry import PromotionDecision, champion_info, download_bundle, tracking_uri
+from melflow.runs import Evaluation, StagePlan, finished_evaluation, finished_training, plan_stages
 from melflow.training.loop import TrainResult
 from tasks.augment import augment_task
-from tasks.caching import persisted_results
+from tasks.caching import persisted_results, with_results
 from tasks.cluster import shared_cluster
-from tasks.evaluate import Evaluation, evaluate_task, finished_evaluation
+from tasks.evaluate import evaluate_task
 from tasks.extract import extract_task
 from tasks.ingest import ingest_task
 from tasks.registry import promote_task, register_task
-from tasks.train import finished_training, run_dir, train_digest, train_task
+from tasks.train import train_task
 
 Stage = Literal["ingest", "extract", "augment", "train", "evaluate", "register"]
 STAGES: tuple[Stage, ...] = ("ingest", "extract", "augment", "train", "evaluate", "register")
@@ -64,74 +68,75 @@ class PipelineSummary:
         return all(s.cached for s in self.stages)
 
 
-def run_task(task: Task[..., T], *args: Any, done: bool = False) -> tuple[T, bool, float]:
-    """Call a task; return its result, whether it was cached, and the seconds it took.
+def run_task(
+    cfg: PipelineConfig, task: Task[..., T], *args: Any, done: T | None = None
+) -> tuple[T, bool, float]:
+    """Call a task unless the stage is ``done``; return its result, whether it was cached,
+    and the seconds it took.
 
-    ``done`` says the stage's output was already complete before the call (a task's cache
-    key only exists once its output does, so the first rerun finds it by marker).
+    ``done`` is the domain's answer (the stage's completion marker, read before the call):
+    a finished stage is never handed to Prefect, whose cached results would carry the
+    locations of the run that computed them.
     """
     start = time.perf_counter()
+    if done is not None:
+        return done, True, time.perf_counter() - start
     if FlowRunContext.get() is None:  # the flow's function called directly: no Prefect
         direct: T = task.fn(*args)
-        return direct, done, time.perf_counter() - start
-    state = cast("State[T]", task(*args, return_state=True))
+        return direct, False, time.perf_counter() - start
+    state = cast("State[T]", with_results(task, cfg)(*args, return_state=True))
     result: T = state.result()
-    return result, done or state.name == "Cached", time.perf_counter() - start
+    return result, state.name == "Cached", time.perf_counter() - start
 
 
 def _ingest(cfg: PipelineConfig, summary: PipelineSummary) -> IngestResult:
-    result, _, seconds = run_task(ingest_task, cfg)
+    result, _, seconds = run_task(cfg, ingest_task, cfg)
     numbers = {"clips": result.n_clips, "ok": result.n_ok, "quarantined": result.n_quarantined}
     summary.add("ingest", result.cached, seconds, numbers, result.report_path)
     return result
 
 
-def _extract(
-    cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResult
-) -> ExtractResult:
-    done = cached_extraction(cfg=cfg, manifest_digest=ingested.manifest_digest) is not None
-    result, cached, seconds = run_task(
-        extract_task, cfg, ingested.manifest_path, ingested.manifest_digest, done=done
-    )
-    numbers = {"rows": result.rows, "batches computed": 0 if cached else result.batches_computed}
-    summary.add("extract", cached or result.cached, seconds, numbers, result.store_url)
+def _fill(
+    cfg: PipelineConfig,
+    summary: PipelineSummary,
+    stage: StoreStage,
+    task: Task[..., FillResult],
+    plan: StagePlan,
+    unit: str,
+) -> FillResult:
+    done = stage.cached(cfg=cfg, manifest_digest=plan.manifest.digest)
+    result, cached, seconds = run_task(cfg, task, cfg, plan.manifest, done=done)
+    numbers = {unit: result.rows, "batches computed": 0 if cached else result.batches_computed}
+    summary.add(stage.name, cached or result.cached, seconds, numbers, result.store_url)
     return result
 
 
-def _augment(cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResult) -> str | None:
-    if not (cfg.augment.enabled and cfg.train.use_augmented):
-        summary.add("augment", True, 0.0, {"disabled": "augment.enabled=false"}, "")
+def _champion_init(cfg: PipelineConfig) -> tuple[str, str] | None:
+    """The champion's version and bundle digest, to fine-tune from (if any)."""
+    if not cfg.train.init_from_champion:
         return None
-    done = cached_augmentation(cfg=cfg, manifest_digest=ingested.manifest_digest) is not None
+    info = champion_info(cfg=cfg)
+    if info is None or info.bundle_digest is None:
+        return None
+    return info.version, info.bundle_digest
+
+
+def plan_run(cfg: PipelineConfig, ingested: IngestResult) -> StagePlan:
+    """The run's lineage, computed once: every stage's digest and location."""
+    init = _champion_init(cfg)
+    return plan_stages(cfg, ingested.manifest, init_bundle_digest=init[1] if init else None)
+
+
+def _train(cfg: PipelineConfig, summary: PipelineSummary, plan: StagePlan) -> TrainResult:
+    done = finished_training(plan.train.location)
+    init = None
+    if done is None and plan.init_bundle_digest is not None:
+        champion = _champion_init(cfg)
+        assert champion is not None  # the plan found it
+        dest = Layout.of(cfg).champion_dir(plan.init_bundle_digest)
+        init = download_bundle(cfg=cfg, version=champion[0], dest=dest)
     result, cached, seconds = run_task(
-        augment_task, cfg, ingested.manifest_path, ingested.manifest_digest, done=done
-    )
-    numbers = {
-        "variants": result.rows,
-        "batches computed": 0 if cached else result.batches_computed,
-    }
-    summary.add("augment", cached or result.cached, seconds, numbers, result.store_url)
-    return result.store_url
-
-
-def _champion_init(cfg: PipelineConfig) -> str | None:
-    """The champion's bundle, downloaded beside the runs, to fine-tune from (if any)."""
-    return champion_bundle(cfg=cfg, dest=run_dir(cfg, "_champion"))
-
-
-def _train(
-    cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResult, augmented: str | None
-) -> TrainResult:
-    init = _champion_init(cfg) if cfg.train.init_from_champion else None
-    run = run_dir(cfg, train_digest(cfg, ingested.manifest_digest, augmented, init))
-    result, cached, seconds = run_task(
-        train_task,
-        cfg,
-        ingested.manifest_path,
-        ingested.manifest_digest,
-        augmented,
-        init,
-        done=finished_training(run) is not None,
+        cfg, train_task, cfg, plan.manifest, plan.train, plan.augmented, init, done=done
     )
     best = result.history[result.best_epoch - 1] if result.history else {}
     numbers = {"epochs": result.epochs_run, "best val macro-F1": _fmt(best.get("val_macro_f1"))}
@@ -140,15 +145,16 @@ def _train(
 
 
 def _evaluate(
-    cfg: PipelineConfig, summary: PipelineSummary, ingested: IngestResult, trained: TrainResult
+    cfg: PipelineConfig, summary: PipelineSummary, plan: StagePlan, trained: TrainResult
 ) -> Evaluation:
     result, cached, seconds = run_task(
+        cfg,
         evaluate_task,
         cfg,
-        ingested.manifest_path,
-        ingested.manifest_digest,
+        plan.manifest,
         trained.bundle_dir,
-        done=finished_evaluation(trained.bundle_dir, "test") is not None,
+        plan.evaluate,
+        done=finished_evaluation(plan.evaluate.location),
     )
     numbers = {
         "accuracy": _fmt(result.report.get("accuracy")),
@@ -162,14 +168,15 @@ def _register(
     cfg: PipelineConfig,
     summary: PipelineSummary,
     ingested: IngestResult,
-    extracted: ExtractResult,
+    plan: StagePlan,
     trained: TrainResult,
     evaluated: Evaluation,
 ) -> PromotionDecision:
     start = time.perf_counter()
     tags = {
         "manifest_digest": ingested.manifest_digest,
-        "feature_store": extracted.store_url,
+        "feature_store": Layout.of(cfg).relative(plan.features.location),
+        "train_digest": plan.train.digest,
         "profile": cfg.name,
     }
     artifacts = [*evaluated.figures.values(), evaluated.report_path, ingested.report_path]
@@ -183,7 +190,7 @@ def _register(
         tags,
         evaluated.predictions_path,
     )
-    decision = call(promote_task, cfg, registered.version)
+    decision = call(promote_task, cfg, registered.version, ingested.manifest)
     numbers = {
         "version": registered.version,
         "champion": "this version" if decision.promoted else decision.champion_version,
@@ -206,16 +213,22 @@ def pipeline_flow(cfg: PipelineConfig, until: Stage = "register") -> PipelineSum
     wanted = STAGES[: STAGES.index(until) + 1]
     with persisted_results(cfg):
         ingested = _ingest(cfg, summary)
+        if len(wanted) == 1:
+            return summary
+        plan = plan_run(cfg, ingested)
         # The Dask stages share one cluster, closed before training needs the memory.
         with shared_cluster(cfg.dask):
             if "extract" in wanted:
-                extracted = _extract(cfg, summary, ingested)
+                _fill(cfg, summary, EXTRACT, extract_task, plan, "rows")
             if "augment" in wanted:
-                augmented = _augment(cfg, summary, ingested)
+                if plan.augmented is None:
+                    summary.add("augment", True, 0.0, {"disabled": "augment.enabled=false"}, "")
+                else:
+                    _fill(cfg, summary, AUGMENT, augment_task, plan, "variants")
         if "train" in wanted:
-            trained = _train(cfg, summary, ingested, augmented)
+            trained = _train(cfg, summary, plan)
         if "evaluate" in wanted:
-            evaluated = _evaluate(cfg, summary, ingested, trained)
+            evaluated = _evaluate(cfg, summary, plan, trained)
         if "register" in wanted:
-            summary.decision = _register(cfg, summary, ingested, extracted, trained, evaluated)
+            summary.decision = _register(cfg, summary, ingested, plan, trained, evaluated)
     return summary

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from melflow import storage
-from melflow.augment.offline import augmented_store_url
+from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
-from melflow.errors import MelflowError
-from melflow.features.extract import feature_store_url
+from melflow.features.extract import EXTRACT
+from melflow.features.stage import StoreStage
 from melflow.features.store import RowStore
 from melflow.ingest import IngestResult, latest_manifest
-from melflow.registry import show
-from tasks.evaluate import finished_evaluation
-from tasks.train import finished_training, run_dir, train_digest
+from melflow.registry import VersionInfo, champion_info
+from melflow.runs import StagePlan, finished_evaluation, finished_training, plan_stages
 
 
 @dataclass(frozen=True)
@@ -43,22 +42,25 @@ def _size_mb(path: str) -> float | None:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
 
 
-def store_status(stage: str, url: str, cfg: PipelineConfig, manifest_digest: str) -> StageStatus:
+def store_status(stage: StoreStage, cfg: PipelineConfig, manifest_digest: str) -> StageStatus:
     """State of a row store for the current manifest: complete, partial k/n, stale or missing."""
+    url = stage.url(cfg)
     store = RowStore(url, storage_options=cfg.paths.storage_options)
     if not store.exists():
         if _has_siblings(url):
-            return StageStatus(stage, "stale", "config or code version changed: a new store", url)
-        return StageStatus(stage, "missing", "not computed yet", url)
+            return StageStatus(
+                stage.name, "stale", "config or code version changed: a new store", url
+            )
+        return StageStatus(stage.name, "missing", "not computed yet", url)
     size = _size_mb(url)
     info = store.complete_info(manifest_digest)
     if info is not None:
-        return StageStatus(stage, "complete", f"{info['rows']} rows", url, size)
+        return StageStatus(stage.name, "complete", f"{info['rows']} rows", url, size)
     planned, pending = store.planned_batches(), store.pending_batches()
     if pending:
         done = len(planned) - len(pending)
-        return StageStatus(stage, "partial", f"{done} of {len(planned)} batches", url, size)
-    return StageStatus(stage, "stale", "the manifest changed since the last run", url, size)
+        return StageStatus(stage.name, "partial", f"{done} of {len(planned)} batches", url, size)
+    return StageStatus(stage.name, "stale", "the manifest changed since the last run", url, size)
 
 
 def _ingest_status(ingested: IngestResult | None) -> StageStatus:
@@ -68,10 +70,8 @@ def _ingest_status(ingested: IngestResult | None) -> StageStatus:
     return StageStatus("ingest", "complete", detail, ingested.manifest_path)
 
 
-def _training_status(
-    cfg: PipelineConfig, manifest_digest: str, augmented: str | None
-) -> list[StageStatus]:
-    run = run_dir(cfg, train_digest(cfg, manifest_digest, augmented))
+def _training_status(plan: StagePlan) -> list[StageStatus]:
+    run = plan.train.location
     trained = finished_training(run)
     if trained is None:
         if Path(run, "checkpoints").exists():
@@ -92,7 +92,7 @@ def _training_status(
             trained.bundle_dir,
         )
     ]
-    evaluated = finished_evaluation(trained.bundle_dir, "test")
+    evaluated = finished_evaluation(plan.evaluate.location)
     if evaluated is None:
         rows.append(StageStatus("evaluate", "missing", "", ""))
     else:
@@ -102,15 +102,12 @@ def _training_status(
     return rows
 
 
-def _registry_status(cfg: PipelineConfig) -> StageStatus:
-    try:
-        champion = show(cfg=cfg, ref="champion")
-    except MelflowError as exc:
-        return StageStatus("champion", "missing", str(exc), "")
-    metrics = champion.get("metrics", {})
+def _registry_status(cfg: PipelineConfig, champion: VersionInfo | None) -> StageStatus:
+    if champion is None:
+        return StageStatus("champion", "missing", "no champion yet", "")
     metric = cfg.registry.metric
-    value = metrics.get(f"test_{metric}", metrics.get(metric))
-    detail = f"version {champion['version']}" + (
+    value = champion.metrics.get(metric)
+    detail = f"version {champion.version}" + (
         f", {metric} {value:.3f}" if value is not None else ""
     )
     return StageStatus(
@@ -119,19 +116,24 @@ def _registry_status(cfg: PipelineConfig) -> StageStatus:
 
 
 def pipeline_status(cfg: PipelineConfig) -> list[StageStatus]:
-    """Every stage's state for ``cfg`` against its latest manifest."""
+    """Every stage's state for ``cfg`` against its latest manifest.
+
+    The plan is the pipeline's own (:func:`melflow.runs.plan_stages`, with the champion's
+    bundle when ``train.init_from_champion`` is on), so both agree on what is done.
+    """
     ingested = latest_manifest(cfg=cfg)
     rows = [_ingest_status(ingested)]
     if ingested is None:
         return rows
+    champion = champion_info(cfg=cfg)
+    init = champion.bundle_digest if champion and cfg.train.init_from_champion else None
+    plan = plan_stages(cfg, ingested.manifest, init_bundle_digest=init)
     digest = ingested.manifest_digest
-    rows.append(store_status("extract", feature_store_url(cfg), cfg, digest))
-    augmented: str | None = None
-    if cfg.augment.enabled and cfg.train.use_augmented:
-        augmented = augmented_store_url(cfg)
-        rows.append(store_status("augment", augmented, cfg, digest))
+    rows.append(store_status(EXTRACT, cfg, digest))
+    if plan.augmented is not None:
+        rows.append(store_status(AUGMENT, cfg, digest))
     else:
         rows.append(StageStatus("augment", "disabled", "augment.enabled is false", ""))
-    rows.extend(_training_status(cfg, digest, augmented))
-    rows.append(_registry_status(cfg))
+    rows.extend(_training_status(plan))
+    rows.append(_registry_status(cfg, champion))
     return rows

@@ -70,7 +70,7 @@ def _augmented(
         return None
     if cv:
         return augment_every_clip(cfg, manifest)
-    return augment_task(cfg, ingested.manifest_path, ingested.manifest_digest).store_url
+    return augment_task(cfg, ingested.manifest).store_url
 
 
 @melflow_flow(name="sweep", flow_run_name="sweep/{cfg.name}", log_prints=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -160,6 +160,11 @@ class AudioConfig(_Section):
 FeatureKind = Literal["logmel", "mfcc", "stft"]
 
 
+def without_storage_fields(features: dict[str, Any]) -> dict[str, Any]:
+    """A dumped ``features`` section without its storage settings (see :class:`FeaturesConfig`)."""
+    return {k: v for k, v in features.items() if k not in FeaturesConfig.STORAGE_FIELDS}
+
+
 class FeaturesConfig(_Section):
     """Spectral features; units: samples for sizes, Hz for frequencies, dB for ``top_db``."""
 
@@ -185,6 +190,14 @@ class FeaturesConfig(_Section):
         "1 = one object per chunk; raise it on object storage to cut PUTs and LIST entries.",
     )
     compression_level: int = Field(1, ge=0, le=9)
+
+    # How a store is chunked and compressed, not what it holds: they apply when a store is
+    # created and never change a feature value, a digest or the model that reads them.
+    STORAGE_FIELDS: ClassVar[tuple[str, ...]] = ("batch_size", "shard_chunks", "compression_level")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define feature values (every field but :attr:`STORAGE_FIELDS`)."""
+        return without_storage_fields(self.model_dump(mode="json"))
 
     @model_validator(mode="after")
     def _check_sizes(self) -> FeaturesConfig:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -51,11 +52,6 @@ IDENTITY_COLUMNS: tuple[str, ...] = (
     "sha256",
     "status",
 )
-
-
-def empty_manifest() -> pd.DataFrame:
-    """A manifest with no rows and the canonical columns."""
-    return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
 
 
 def _dtype(column: str) -> str:
@@ -152,3 +148,36 @@ def spans(df: pd.DataFrame) -> list[list[float] | None]:
         None if math.isnan(o) else [float(o), float(d)]
         for o, d in zip(offsets, durations, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class CorpusChanges:
+    """How a manifest differs from the previous one, by ``clip_id``."""
+
+    added: int
+    changed: int
+    removed: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def __str__(self) -> str:
+        return f"{self.added} new, {self.changed} changed, {self.removed} removed clips"
+
+
+def corpus_changes(before: pd.DataFrame | None, after: pd.DataFrame) -> CorpusChanges:
+    """Compare two manifests (``None`` = no previous manifest: everything is new).
+
+    A clip is changed when its bytes (``sha256``) differ.
+    """
+    if before is None:
+        return CorpusChanges(added=len(after), changed=0, removed=0)
+    old = before.set_index("clip_id")["sha256"]
+    new = after.set_index("clip_id")["sha256"]
+    common = old.index.intersection(new.index)
+    return CorpusChanges(
+        added=int((~new.index.isin(old.index)).sum()),
+        changed=int((old[common] != new[common]).sum()),
+        removed=int((~old.index.isin(new.index)).sum()),
+    )

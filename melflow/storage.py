@@ -7,7 +7,6 @@ Every write that a later run relies on (manifests, plans, markers) goes through
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -164,13 +163,24 @@ def listdir_names(path: str, storage_options: dict[str, Any] | None = None) -> l
     return sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(p, detail=False))
 
 
-def lock_path(path: str) -> str:
-    """A local lock file for ``path``: beside it when local, in the temp dir for URLs.
+def user_state_dir() -> Path:
+    """A per-user folder for the local state of URL data folders: ``$XDG_CACHE_HOME/melflow``.
 
-    Object stores have no locks; the local lock still serialises runs on one machine.
+    Not a fixed name in the shared temp directory, which another user could create first.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base, "melflow")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def lock_path(path: str) -> str:
+    """A local lock file for ``path``: beside it when local, in :func:`user_state_dir` for URLs.
+
+    Object stores have no file locks; the local lock still serialises writers on one machine.
     """
     if is_url(path):
-        folder = Path(tempfile.gettempdir(), "melflow-locks")
+        folder = user_state_dir() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / f"{digest_of(path)}.lock")
     Path(path).mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from distributed import KilledWorker
@@ -22,9 +23,9 @@ from prefect.results import get_result_store
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 from prefect.transactions import get_transaction
 
-from melflow import storage
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
+from melflow.layout import Layout
 
 CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str | None]
 P = ParamSpec("P")
@@ -104,12 +105,21 @@ def transient_only(_task: Any, _task_run: Any, state: State[Any]) -> bool:
 
 
 def results_dir(cfg: PipelineConfig) -> str:
-    """Where Prefect persists task results for this profile (under ``data_dir``)."""
-    return storage.join(cfg.paths.data_dir, "prefect-results")
+    """Where Prefect persists task results for this profile: ``<data_dir>/prefect-results``."""
+    return Layout.of(cfg).prefect_results()
+
+
+def with_results(task: Task[P, R], cfg: PipelineConfig) -> Task[P, R]:
+    """``task`` persisting its result under the data folder of ``cfg``.
+
+    A flow's tasks take their result storage from the flow run, fixed before the flow body
+    runs; naming it per call is what keeps results out of ``~/.prefect/storage``.
+    """
+    return task.with_options(result_storage=Path(results_dir(cfg)))
 
 
 @contextmanager
 def persisted_results(cfg: PipelineConfig) -> Iterator[None]:
-    """Persist task results under ``data_dir`` for the duration of a flow call."""
+    """Default result storage under ``data_dir`` for the duration of a flow call."""
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: results_dir(cfg)}):
         yield

@@ -76,7 +76,7 @@ def predict_task(
     ``predict_s`` (seconds spent decoding and classifying, model loading excluded).
     """
     files = find_audio_files(inputs, extensions=cfg.corpus.extensions)
-    version = show(cfg=cfg, ref=model_ref)["version"]  # pin the alias once for the whole run
+    version = show(cfg=cfg, ref=model_ref).version  # pin the alias once for the whole run
     model = load_champion(cfg=cfg, ref=version)
     start = time.perf_counter()
     predictions = predict_files(

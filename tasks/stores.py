@@ -1,68 +1,60 @@
-"""The shared shape of the store-filling stages (extract, augment): key, cache check, Dask run."""
+"""The store-filling stages (extract, augment) as cached Prefect tasks of one shape.
+
+The Dask cluster starts only if work remains; the cache key exists only once the store is
+complete for the manifest, and names the stage's content digest, never a path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from distributed import Client
+from prefect import Task, task
 
 from melflow.config import PipelineConfig
-from melflow.digest import digest_of
+from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
+from melflow.layout import StageRef
 from melflow.manifest import read_manifest
+from tasks.caching import keyed_by, transient_only
 from tasks.cluster import cluster_client
 from tasks.progress import reporter
 
 
-class Cached(Protocol):
-    def __call__(self, *, cfg: PipelineConfig, manifest_digest: str) -> FillResult | None: ...
+def store_key(stage: StoreStage) -> Any:
+    """Cache key of a store stage: its output digest, once the store is complete."""
 
-
-class Fill(Protocol):
-    def __call__(
-        self,
-        *,
-        manifest: Any,
-        cfg: PipelineConfig,
-        client: Client,
-        digest: str | None = None,
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> FillResult: ...
-
-
-def store_key(
-    code_version: str, url_of: Callable[[PipelineConfig], str], cached: Cached
-) -> Callable[..., str | None]:
-    """Cache key of a store stage: its store URL, code version and manifest, once complete."""
-
-    def key(*, cfg: PipelineConfig, manifest_path: str, manifest_digest: str) -> str | None:
-        if cached(cfg=cfg, manifest_digest=manifest_digest) is None:
+    def key(*, cfg: PipelineConfig, manifest: StageRef) -> str | None:
+        if stage.cached(cfg=cfg, manifest_digest=manifest.digest) is None:
             return None
-        return digest_of(code_version, url_of(cfg), manifest_digest)
+        return stage.ref(cfg, manifest.digest).digest
 
     return key
 
 
-def fill_stage(
-    stage: str,
-    cfg: PipelineConfig,
-    manifest_path: str,
-    manifest_digest: str,
-    *,
-    cached: Cached,
-    fill: Fill,
-) -> FillResult:
-    """Return the finished result, or read the manifest and fill the store on the flow's cluster."""
-    done = cached(cfg=cfg, manifest_digest=manifest_digest)
-    if done is not None:
-        return done
-    manifest = read_manifest(manifest_path, storage_options=cfg.paths.storage_options)
-    with cluster_client(cfg.dask) as client:
-        return fill(
-            manifest=manifest,
-            cfg=cfg,
-            client=client,
-            digest=manifest_digest,
-            on_progress=reporter(stage),
-        )
+def store_task(stage: StoreStage) -> Task[..., FillResult]:
+    """The Prefect task of ``stage``: ``task(cfg, manifest)`` fills the store for a manifest."""
+
+    @task(
+        name=f"{stage.name}-features",
+        cache_key_fn=keyed_by(stage.name, store_key(stage)),
+        persist_result=True,
+        retries=2,
+        retry_delay_seconds=[2, 10],
+        retry_condition_fn=transient_only,
+    )
+    def fill(cfg: PipelineConfig, manifest: StageRef) -> FillResult:
+        """Fill the stage's store for the manifest (resumes unfinished batches)."""
+        done = stage.cached(cfg=cfg, manifest_digest=manifest.digest)
+        if done is not None:
+            return done
+        rows = read_manifest(manifest.location, storage_options=cfg.paths.storage_options)
+        with cluster_client(cfg.dask) as client:
+            return stage.fill(
+                manifest=rows,
+                cfg=cfg,
+                client=client,
+                digest=manifest.digest,
+                on_progress=reporter(stage.name),
+            )
+
+    return fill

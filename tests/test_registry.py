@@ -204,7 +204,7 @@ def test_gate_promotes_first_keeps_worse_as_challenger_and_promotes_better(env: 
     assert worse.champion_value == pytest.approx(v1.metrics["test_macro_f1"])
     assert worse.champion_value is not None and worse.challenger_value < worse.champion_value
     assert aliases(cfg) == {CHAMPION: "1", CHALLENGER: "2"}
-    tags = show(cfg=cfg, ref="2")["tags"]
+    tags = show(cfg=cfg, ref="2").tags
     assert tags["melflow.promotion.promoted"] == "False"
     assert "does not beat" in tags["melflow.promotion.reason"]
 
@@ -214,7 +214,7 @@ def test_gate_promotes_first_keeps_worse_as_challenger_and_promotes_better(env: 
     assert aliases(cfg) == {CHAMPION: "3"}  # the challenger alias moved on with it
     rerun = promote_if_better(cfg=cfg, version=CHAMPION)
     assert not rerun.promoted and "already the champion" in rerun.reason
-    assert show(cfg=cfg, ref="3")["tags"]["melflow.promotion.promoted"] == "True"
+    assert show(cfg=cfg, ref="3").tags["melflow.promotion.promoted"] == "True"
     client = MlflowClient(tracking_uri(cfg), tracking_uri(cfg))
     records = client.list_artifacts(v1.run_id, "promotion")
     decision = json.loads(Path(client.download_artifacts(v1.run_id, records[0].path)).read_text())
@@ -266,7 +266,7 @@ def test_gate_refuses_a_different_eval_set_and_manual_promote_overrides(env: Env
     assert not decision.promoted and "different set" in decision.reason
     promote(cfg=cfg, version="2", reason="new test split agreed with the team")
     assert aliases(cfg) == {CHAMPION: "2"}
-    tags = show(cfg=cfg, ref=CHAMPION)["tags"]
+    tags = show(cfg=cfg, ref=CHAMPION).tags
     assert tags["melflow.promotion.kind"] == "manual"
     assert tags["melflow.promotion.reason"] == "new test split agreed with the team"
     assert tags["melflow.promotion.champion_version"] == "1"
@@ -365,9 +365,9 @@ def test_list_show_compare(env: Env) -> None:
     assert versions.loc[1, "macro_f1"] == pytest.approx(v1.metrics["test_macro_f1"])
 
     info = show(cfg=cfg, ref=CHALLENGER)
-    assert info["version"] == "2" and info["aliases"] == [CHALLENGER] and info["classes"] == CLASSES
-    assert info["metrics"]["accuracy"] == pytest.approx(29 / 30)
-    assert info["features"]["n_mels"] == str(cfg.features.n_mels)
+    assert info.version == "2" and info.aliases == [CHALLENGER] and info.classes == CLASSES
+    assert info.metrics["accuracy"] == pytest.approx(29 / 30)
+    assert info.features["n_mels"] == str(cfg.features.n_mels)
 
     table = compare(cfg=cfg, a=CHAMPION, b=CHALLENGER)
     assert list(table.columns) == ["v1", "v2", "delta"]

@@ -15,14 +15,12 @@ occurs in ``val`` or ``test``, so held-out audio never leaks into training data.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from distributed import Client
 
 from melflow import storage
 from melflow.audio.io import load_clip, read_audio, resample, to_mono
@@ -38,15 +36,9 @@ from melflow.features.extract import (
     item_span,
 )
 from melflow.features.spectral import compute_features
-from melflow.features.store import (
-    KEY,
-    FillResult,
-    RowStore,
-    StoreLayout,
-    completed_fill,
-    fill_store,
-)
-from melflow.manifest import manifest_digest, ok_rows, spans
+from melflow.features.stage import StoreStage
+from melflow.features.store import KEY, FillResult, RowStore, StoreLayout
+from melflow.manifest import ok_rows, spans
 
 AUGMENT_CODE_VERSION = "1"
 # Known when a row is planned (and kept in the store's index) ...
@@ -88,11 +80,6 @@ def augment_store_digest(cfg: PipelineConfig) -> str:
     fs = storage.filesystem(files[0], cfg.paths.storage_options)[0] if files else None
     noise = [digest_file(p, fs=fs) for p in files]
     return digest_of("augment", AUGMENT_CODE_VERSION, feature_store_digest(cfg), cfg.augment, noise)
-
-
-def augmented_store_url(cfg: PipelineConfig) -> str:
-    """``<data_dir>/augmented/<augment_store_digest(cfg)>``."""
-    return storage.join(cfg.paths.data_dir, "augmented", augment_store_digest(cfg))
 
 
 def augment_layout(cfg: PipelineConfig) -> StoreLayout:
@@ -238,75 +225,28 @@ def augment_store_batch(
     return len(items)
 
 
-def open_augmented_store(cfg: PipelineConfig) -> RowStore:
-    """The augmented store of ``cfg`` (created empty if absent)."""
-    store = RowStore(augmented_store_url(cfg), storage_options=cfg.paths.storage_options)
-    store.ensure(augment_layout(cfg))
-    return store
+def _batch_kwargs(cfg: PipelineConfig) -> dict[str, Any]:
+    return {
+        "audio": cfg.audio,
+        "features": cfg.features,
+        "augment": cfg.augment,
+        "background": tuple(background_files(cfg)),
+        "source_options": cfg.paths.storage_options,
+    }
 
 
-def cached_augmentation(*, cfg: PipelineConfig, manifest_digest: str) -> AugmentResult | None:
-    """The result when no work remains (augmentation disabled or done), else ``None``."""
-    if not cfg.augment.enabled:
-        return AugmentResult("", manifest_digest, 0, 0, 0, cached=False, skipped=True)
-    return completed_fill(
-        augmented_store_url(cfg), digest=manifest_digest, storage_options=cfg.paths.storage_options
-    )
-
-
-def augment_features(
-    *,
-    manifest: pd.DataFrame,
-    cfg: PipelineConfig,
-    client: Client,
-    digest: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> AugmentResult:
-    """Augment and featurize every train clip of ``manifest`` the store lacks; resume the rest.
-
-    Parameters
-    ----------
-    manifest : DataFrame
-        As written by ingest; only usable ``train`` clips outside held-out groups are used.
-    cfg : PipelineConfig
-        ``augment``, ``audio``, ``features``, ``corpus.extensions`` and ``paths`` are used.
-    client : distributed.Client
-        Where batches run; workers receive the store URL and a batch index only.
-    digest : str, optional
-        The manifest's digest as ingest returned it; computed from ``manifest`` if omitted.
-    on_progress : callable, optional
-        ``on_progress(done_variants, total_variants)`` after each batch.
-
-    Returns
-    -------
-    AugmentResult
-        ``skipped`` (and nothing written) when ``cfg.augment.enabled`` is false.
-
-    Raises
-    ------
-    ConfigError
-        A background-noise folder that is missing or empty, before any work.
-    """
-    digest = digest or manifest_digest(manifest)
-    done = cached_augmentation(cfg=cfg, manifest_digest=digest)
-    if done is not None:
-        return done
-    store = open_augmented_store(cfg)
-    items, n_items = augment_items(manifest=manifest, cfg=cfg, store=store)
-    return fill_store(
-        store,
-        items=items,
-        n_items=n_items,
-        columns=PLAN_COLUMNS,
-        client=client,
-        fn=augment_store_batch,
-        kwargs={
-            "audio": cfg.audio,
-            "features": cfg.features,
-            "augment": cfg.augment,
-            "background": tuple(background_files(cfg)),
-            "source_options": cfg.paths.storage_options,
-        },
-        digest=digest,
-        on_progress=on_progress,
-    )
+AUGMENT = StoreStage(
+    name="augment",
+    folder="augmented",
+    store_digest=augment_store_digest,
+    layout=augment_layout,
+    items=lambda manifest, cfg, store: augment_items(manifest=manifest, cfg=cfg, store=store),
+    plan_columns=PLAN_COLUMNS,
+    batch=augment_store_batch,
+    batch_kwargs=_batch_kwargs,
+    enabled=lambda cfg: cfg.augment.enabled,
+)
+augmented_store_url = AUGMENT.url
+open_augmented_store = AUGMENT.open
+cached_augmentation = AUGMENT.cached
+augment_features = AUGMENT.fill

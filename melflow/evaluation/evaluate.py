@@ -23,7 +23,7 @@ import pandas as pd
 
 from melflow import storage
 from melflow.audio.io import load_clip
-from melflow.config import PipelineConfig
+from melflow.config import PipelineConfig, without_storage_fields
 from melflow.errors import ConfigError, MelflowError, StoreError
 from melflow.evaluation.figures import (
     confusion_matrix_figure,
@@ -55,9 +55,10 @@ class EvalResult:
 
 
 def _check_features(cfg: PipelineConfig, meta: ModelMeta) -> None:
-    same = (meta.audio, meta.features) == (
+    # Storage settings (features.batch_size, compression_level) change no feature value.
+    same = (meta.audio, without_storage_fields(meta.features)) == (
         cfg.audio.model_dump(mode="json"),
-        cfg.features.model_dump(mode="json"),
+        cfg.features.identity(),
     )
     if not same:
         raise ConfigError(

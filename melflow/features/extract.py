@@ -8,30 +8,22 @@ selected. Completion for a given manifest is recorded under the manifest's diges
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from distributed import Client
 
 from melflow import storage
 from melflow.audio.io import Span, load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.spectral import compute_features, feature_shapes
-from melflow.features.store import (
-    KEY,
-    ArraySpec,
-    FillResult,
-    RowStore,
-    StoreLayout,
-    completed_fill,
-    fill_store,
-)
-from melflow.manifest import OK, manifest_digest, spans
+from melflow.features.stage import StoreStage
+from melflow.features.store import KEY, ArraySpec, FillResult, RowStore, StoreLayout
+from melflow.manifest import OK, spans
 
 # 3: stores keep a key index and name plans by their batch range (new store URLs; the
 # augmented store follows, its digest includes this one).
@@ -79,19 +71,19 @@ def feature_layout(
         attrs={
             "kind": kind,
             "audio": audio.model_dump(mode="json"),
-            "features": features.model_dump(mode="json"),
+            "features": features.identity(),
             "code_version": EXTRACT_CODE_VERSION,
         },
     )
 
 
 def feature_store_digest(cfg: PipelineConfig) -> str:
-    """Identity of the clean feature store: audio + features config + code version."""
-    return digest_of("features", EXTRACT_CODE_VERSION, cfg.audio, cfg.features)
+    """Identity of the clean feature store: audio + features config + code version.
 
-
-def feature_store_url(cfg: PipelineConfig) -> str:
-    return storage.join(cfg.paths.data_dir, "features", feature_store_digest(cfg))
+    The storage settings (``features.batch_size``, ``shard_chunks``, ``compression_level``)
+    are left out: they apply when a store is created and change no feature value.
+    """
+    return digest_of("features", EXTRACT_CODE_VERSION, cfg.audio, cfg.features.identity())
 
 
 def clip_keys(rows: pd.DataFrame) -> np.ndarray:
@@ -179,61 +171,31 @@ def extract_batch(
     return len(batch.items)
 
 
-def open_feature_store(cfg: PipelineConfig) -> RowStore:
-    """The clean feature store of ``cfg`` (created empty if absent)."""
-    store = RowStore(feature_store_url(cfg), storage_options=cfg.paths.storage_options)
-    store.ensure(feature_layout(audio=cfg.audio, features=cfg.features))
-    return store
+def _items(
+    manifest: pd.DataFrame, cfg: PipelineConfig, store: RowStore
+) -> tuple[list[dict[str, Any]], int]:
+    return unplanned_items(store, [manifest])
 
 
-def cached_extraction(*, cfg: PipelineConfig, manifest_digest: str) -> ExtractResult | None:
-    """The result of a finished extraction of this manifest, or ``None`` if work remains."""
-    return completed_fill(
-        feature_store_url(cfg), digest=manifest_digest, storage_options=cfg.paths.storage_options
-    )
+def _batch_kwargs(cfg: PipelineConfig) -> dict[str, Any]:
+    return {
+        "audio": cfg.audio,
+        "features": cfg.features,
+        "source_options": cfg.paths.storage_options,
+    }
 
 
-def extract_features(
-    *,
-    manifest: pd.DataFrame,
-    cfg: PipelineConfig,
-    client: Client,
-    digest: str | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> ExtractResult:
-    """Extract every usable clip of ``manifest`` that the store lacks; resume unfinished batches.
-
-    Parameters
-    ----------
-    manifest : DataFrame
-        As written by ingest; only ``status == 'ok'`` rows are extracted.
-    cfg : PipelineConfig
-        ``audio``, ``features`` and ``paths`` are used.
-    client : distributed.Client
-        Where batches run; workers receive the store URL and a batch index only.
-    digest : str, optional
-        The manifest's digest as ingest returned it; computed from ``manifest`` if omitted.
-    on_progress : callable, optional
-        ``on_progress(done_clips, total_clips)`` after each batch, for a progress bar.
-    """
-    digest = digest or manifest_digest(manifest)
-    done = cached_extraction(cfg=cfg, manifest_digest=digest)
-    if done is not None:
-        return done
-    store = open_feature_store(cfg)
-    items, n_items = unplanned_items(store, [manifest])
-    return fill_store(
-        store,
-        items=items,
-        n_items=n_items,
-        columns=FEATURE_COLUMNS,
-        client=client,
-        fn=extract_batch,
-        kwargs={
-            "audio": cfg.audio,
-            "features": cfg.features,
-            "source_options": cfg.paths.storage_options,
-        },
-        digest=digest,
-        on_progress=on_progress,
-    )
+EXTRACT = StoreStage(
+    name="extract",
+    folder="features",
+    store_digest=feature_store_digest,
+    layout=lambda cfg: feature_layout(audio=cfg.audio, features=cfg.features),
+    items=_items,
+    plan_columns=FEATURE_COLUMNS,
+    batch=extract_batch,
+    batch_kwargs=_batch_kwargs,
+)
+feature_store_url = EXTRACT.url
+open_feature_store = EXTRACT.open
+cached_extraction = EXTRACT.cached
+extract_features = EXTRACT.fill

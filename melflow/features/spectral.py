@@ -101,19 +101,6 @@ def _mel_tf(S_tf: np.ndarray, bands: MelBands) -> np.ndarray:
     return out.reshape(*S_tf.shape[:-1], out.shape[-1])
 
 
-def stft_power(
-    y: np.ndarray,
-    *,
-    n_fft: int,
-    hop_length: int,
-    win_length: int | None = None,
-    power: float = 2.0,
-) -> np.ndarray:
-    """Magnitude spectrogram ``|STFT|**power``, shape ``(..., 1 + n_fft // 2, n_frames)``."""
-    S_tf = _power_tf(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length, power=power)
-    return np.ascontiguousarray(np.swapaxes(S_tf, -1, -2))
-
-
 @lru_cache(maxsize=32)
 def mel_basis(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     """Slaney-normalised mel filterbank, shape ``(n_mels, 1 + n_fft // 2)`` (cached)."""

@@ -133,11 +133,15 @@ class RowStore:
 
     # -- creation ------------------------------------------------------------------------
     def ensure(self, layout: StoreLayout) -> None:
-        """Create the store for ``layout``, or check that the existing one matches it."""
+        """Create the store for ``layout``, or check that the existing one matches it.
+
+        ``chunk_rows``, ``shard_chunks`` and ``compression_level`` apply to a new store only:
+        an existing store keeps its own, so changing them never invalidates computed rows.
+        """
         with self.lock():
             if self.exists():
                 found = dict(self.group().attrs).get("layout")
-                if found != _layout_json(layout):
+                if _content(found) != _content(_layout_json(layout)):
                     raise StoreError(
                         f"store {self.url} was made for another layout/config; "
                         "remove it or use a different data_dir"
@@ -471,6 +475,14 @@ def _array(root: zarr.Group, name: str) -> zarr.Array:
     if not isinstance(node, zarr.Array):
         raise StoreError(f"{name} in {root.store} is a group, expected an array")
     return node
+
+
+def _content(layout_json: Any) -> Any:
+    """A stored layout without its storage settings (what :meth:`RowStore.ensure` compares)."""
+    if not isinstance(layout_json, dict):
+        return layout_json
+    storage = ("chunk_rows", "compression_level", "shard_chunks")
+    return {k: v for k, v in layout_json.items() if k not in storage}
 
 
 def _layout_json(layout: StoreLayout) -> dict[str, Any]:

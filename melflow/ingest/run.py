@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import pandas as pd
@@ -36,6 +36,7 @@ from melflow.ingest.sources import (
     walk_local_audio,
 )
 from melflow.ingest.splits import assign_splits
+from melflow.layout import Layout, StageRef
 from melflow.manifest import COLUMNS, OK, manifest_bytes, manifest_digest, read_manifest
 
 log = logging.getLogger(__name__)
@@ -60,18 +61,19 @@ class IngestResult:
     n_probed: int = 0
 
     @property
+    def manifest(self) -> StageRef:
+        """The manifest as later stages receive it."""
+        return StageRef(self.manifest_digest, self.manifest_path)
+
+    @property
     def cached(self) -> bool:
         """True when no file had to be read: the corpus was unchanged since the last run."""
         return self.n_probed == 0
 
 
-def _data_path(cfg: PipelineConfig, *parts: str) -> str:
-    return storage.join(storage.absolute(cfg.paths.data_dir), *parts)
-
-
 def pointer_path(cfg: PipelineConfig) -> str:
     """``<data_dir>/manifests/latest-<cfg.name>.json``."""
-    return _data_path(cfg, "manifests", f"latest-{cfg.name}.json")
+    return Layout.of(cfg).pointer(cfg.name)
 
 
 def _ensure_demo(cfg: PipelineConfig) -> None:
@@ -146,13 +148,14 @@ def _jobs(df: pd.DataFrame) -> list[Job]:
 
 def _write_outputs(df: pd.DataFrame, cfg: PipelineConfig, n_probed: int) -> IngestResult:
     options = cfg.paths.storage_options
+    layout = Layout.of(cfg)
     manifest = df.loc[:, list(COLUMNS)]
     digest = manifest_digest(manifest)
     quarantined = manifest[manifest["status"] != OK]
     result = IngestResult(
-        manifest_path=_data_path(cfg, "manifests", f"{digest}.parquet"),
+        manifest_path=layout.manifest(digest),
         manifest_digest=digest,
-        report_path=_data_path(cfg, "reports", f"quarantine-{digest}.csv"),
+        report_path=layout.quarantine_report(digest),
         n_clips=len(manifest),
         n_ok=len(manifest) - len(quarantined),
         n_quarantined=len(quarantined),
@@ -164,8 +167,14 @@ def _write_outputs(df: pd.DataFrame, cfg: PipelineConfig, n_probed: int) -> Inge
     storage.write_bytes_atomic(result.manifest_path, manifest_bytes(manifest), options)
     report = quarantined.loc[:, list(REPORT_COLUMNS)].to_csv(index=False).encode()
     storage.write_bytes_atomic(result.report_path, report, options)
-    pointer = json.dumps(asdict(result), indent=2, sort_keys=True).encode()
-    storage.write_bytes_atomic(pointer_path(cfg), pointer, options)
+    saved = {
+        **asdict(result),
+        # Relative: the pointer stays valid when the data folder is copied or moved.
+        "manifest_path": layout.relative(result.manifest_path),
+        "report_path": layout.relative(result.report_path),
+    }
+    pointer = json.dumps(saved, indent=2, sort_keys=True).encode()
+    storage.write_bytes_atomic(layout.pointer(cfg.name), pointer, options)
     return result
 
 
@@ -200,7 +209,7 @@ def ingest_corpus(
     options = cfg.paths.storage_options
     corpus: Corpus = open_corpus(cfg.corpus.root, storage_options=options)
     df = list_candidates(corpus, cfg.corpus)
-    cache = ProbeCache(_data_path(cfg, "manifests", "probe-cache.parquet"), storage_options=options)
+    cache = ProbeCache(Layout.of(cfg).probe_cache(), storage_options=options)
     jobs = _jobs(df)
     probes, n_probed = probe_files(jobs, cache=cache, fs=corpus.fs, on_progress=on_progress)
     if n_probed:
@@ -228,12 +237,18 @@ def latest_manifest(*, cfg: PipelineConfig) -> IngestResult | None:
     ``None`` also when the pointer names a manifest that no longer exists.
     """
     options = cfg.paths.storage_options
-    path = pointer_path(cfg)
+    layout = Layout.of(cfg)
+    path = layout.pointer(cfg.name)
     if not storage.exists(path, options):
         return None
     data: dict[str, Any] = json.loads(storage.read_bytes(path, options))
     known = {f.name for f in fields(IngestResult)}
     result = IngestResult(**{k: v for k, v in data.items() if k in known})
+    result = replace(
+        result,
+        manifest_path=layout.resolve(result.manifest_path),
+        report_path=layout.resolve(result.report_path),
+    )
     return result if storage.exists(result.manifest_path, options) else None
 
 

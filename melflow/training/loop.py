@@ -385,7 +385,7 @@ def _fingerprint(cfg: PipelineConfig, data: _Data, init_state: dict[str, Any] | 
         TRAIN_CODE_VERSION,
         cfg.train,
         cfg.audio,
-        cfg.features,
+        cfg.features.identity(),
         data.classes,
         data.train.n_rows,
         data.val.n_rows,

@@ -11,8 +11,9 @@ from flows.augment import augment_flow
 from melflow.augment.offline import AugmentResult, augmented_store_url
 from melflow.config import PipelineConfig
 from melflow.features.store import RowStore
+from melflow.layout import StageRef
 from melflow.manifest import manifest_digest, write_manifest
-from tasks.augment import augment_key
+from tasks.augment import augment_task
 
 pytestmark = pytest.mark.integration
 
@@ -23,18 +24,21 @@ def test_flow_augments_then_serves_the_cache_then_skips_when_disabled(
     manifest = manifest_for(small_corpus)
     path, digest = str(tmp_path / "manifest.parquet"), manifest_digest(manifest)
     write_manifest(manifest, path)
-    assert augment_key(cfg=small_cfg, manifest_path=path, manifest_digest=digest) is None
+    ref = StageRef(digest, path)
+    key = augment_task.cache_key_fn
+    assert key is not None
+    assert key(None, {"cfg": small_cfg, "manifest": ref}) is None  # type: ignore[arg-type]
 
-    first = augment_flow(small_cfg, path, digest)
+    first = augment_flow(small_cfg, ref)
     assert isinstance(first, AugmentResult)
     assert (first.rows, first.batches_computed, first.cached) == (72, 5, False)
     assert first.store_url == augmented_store_url(small_cfg)
     assert len(RowStore(first.store_url).pending_batches()) == 0
-    assert augment_key(cfg=small_cfg, manifest_path=path, manifest_digest=digest) is not None
+    assert key(None, {"cfg": small_cfg, "manifest": ref}) is not None  # type: ignore[arg-type]
 
-    again = augment_flow(small_cfg, path, digest)
+    again = augment_flow(small_cfg, ref)
     assert (again.rows, again.batches_computed) == (72, 0)
 
     disabled = small_config(tmp_path, "augment.enabled=false")
-    skipped = augment_flow(disabled, path, digest)
+    skipped = augment_flow(disabled, ref)
     assert skipped.skipped and skipped.rows == 0

@@ -25,7 +25,7 @@ def test_pipeline_runs_end_to_end_then_everything_is_cached(
     assert not any(s.cached for s in first.stages if s.stage != "register")
     assert first.decision is not None and first.decision.promoted
     champion = show(cfg=cfg, ref="champion")
-    assert champion["metrics"]["accuracy"] > 0.5  # 6 classes: chance is 0.17
+    assert champion.metrics["accuracy"] > 0.5  # 6 classes: chance is 0.17
 
     second = pipeline_flow(cfg)
     assert second.all_cached, [(s.stage, s.cached) for s in second.stages]
@@ -67,5 +67,5 @@ def test_retrain_processes_only_new_clips_and_gates_promotion(
     assert len(versions) == 2
     decision = result.pipeline.decision
     assert decision is not None
-    champion = show(cfg=cfg, ref="champion")["version"]
+    champion = show(cfg=cfg, ref="champion").version
     assert champion == ("2" if decision.promoted else "1")

@@ -57,7 +57,7 @@ def test_sigkill_during_training_resumes_to_the_same_champion(
     assert not train.cached
     uninterrupted = pipeline_flow(small_config(clean))
     a, b = show(cfg=cfg, ref="champion"), show(cfg=small_config(clean), ref="champion")
-    assert a["metrics"] == b["metrics"]
+    assert a.metrics == b.metrics
     assert [s.numbers for s in resumed.stages if s.stage in ("train", "evaluate")] == [
         s.numbers for s in uninterrupted.stages if s.stage in ("train", "evaluate")
     ]

@@ -99,7 +99,7 @@ def test_scheduled_deployment_runs_through_the_api(
     )
     assert trigger.stdout.strip().endswith("COMPLETED"), trigger.stdout + trigger.stderr[-3000:]
     champion = show(cfg=small_config(tmp_path, "train.epochs=2"), ref="champion")
-    assert champion["version"] == "1"
+    assert champion.version == "1"
 
     melflow(env, "schedule", "--remove", DEPLOYMENT)
     assert DEPLOYMENT not in melflow(env, "schedule", "--list")

@@ -123,7 +123,7 @@ def test_a_promoted_point_goes_through_the_gate(clean_root: Path, uninterrupted:
     assert result.exit_code == 0, result.output
     assert f"point {point}" in result.output and "now champion" in result.output
     champion = show(cfg=cfg, ref="champion")
-    assert champion["version"] == "1"
+    assert champion.version == "1"
     params = MlflowClient(tracking_uri=tracking_uri(cfg)).get_run(champion["run_id"]).data.params
     assert (params["train.model.arch"], params["train.model.channels"]) == ("vgg", "[8, 16]")
 

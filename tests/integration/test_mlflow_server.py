@@ -96,7 +96,7 @@ def test_register_gate_and_load_the_champion_through_the_server(
     assert list(versions["version"]) == ["2", "1"]
     assert list(versions["aliases"]) == [CHALLENGER, CHAMPION]
     np.testing.assert_allclose(versions["accuracy"], [21 / 30, 28 / 30])
-    assert show(cfg=cfg, ref=CHALLENGER)["tags"]["melflow.promotion.promoted"] == "False"
+    assert show(cfg=cfg, ref=CHALLENGER).tags["melflow.promotion.promoted"] == "False"
     assert compare(cfg=cfg, a=CHAMPION, b=CHALLENGER).loc["accuracy", "delta"] == pytest.approx(
         -7 / 30
     )

@@ -1,0 +1,59 @@
+"""MLflow tracking and model registry: log evaluated models, gate promotion, load champions.
+
+The only package that imports MLflow. Its modules, one job each:
+
+- :mod:`~melflow.registry.session`: where the store is, and a client session on it;
+- :mod:`~melflow.registry.pyfunc`: the registered raw-audio pyfunc model;
+- :mod:`~melflow.registry.register`: log and register an evaluated bundle;
+- :mod:`~melflow.registry.lookup`: list, show, compare, load, download a bundle;
+- :mod:`~melflow.registry.gate`: the promotion gate and manual promotion;
+- :mod:`~melflow.registry.cv`, :mod:`~melflow.registry.sweep`: log a cross-validation or
+  an architecture sweep (nothing registered).
+
+Every registered version is an MLflow *pyfunc* that takes raw audio and carries its
+bundle plus a copy of the ``melflow`` package. Aliases: every new version becomes
+``challenger``; ``champion`` moves only through :func:`promote_if_better` (gated) or
+:func:`promote` (manual, with a reason).
+"""
+
+from melflow.promotion import PromotionDecision
+from melflow.registry.cv import log_cv
+from melflow.registry.gate import promote, promote_if_better
+from melflow.registry.lookup import (
+    VersionInfo,
+    champion_bundle,
+    champion_info,
+    compare,
+    download_bundle,
+    list_versions,
+    load_champion,
+    show,
+)
+from melflow.registry.names import CHALLENGER, CHAMPION
+from melflow.registry.register import RegisteredModel, log_and_register
+from melflow.registry.session import artifact_root, tracking_uri
+from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "SWEEP_DIGEST_TAG",
+    "SWEEP_POINT_TAG",
+    "PromotionDecision",
+    "RegisteredModel",
+    "VersionInfo",
+    "artifact_root",
+    "champion_bundle",
+    "champion_info",
+    "compare",
+    "download_bundle",
+    "list_versions",
+    "load_champion",
+    "log_and_register",
+    "log_cv",
+    "log_sweep",
+    "promote",
+    "promote_if_better",
+    "show",
+    "tracking_uri",
+]

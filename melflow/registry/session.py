@@ -1,0 +1,141 @@
+"""Where the MLflow store is, and a client session on it.
+
+Tracking defaults to a local SQLite database ``<data_dir>/mlflow.db`` with artifacts in
+``<data_dir>/mlartifacts``; ``registry.tracking_uri`` or ``$MLFLOW_TRACKING_URI`` (which
+wins) points elsewhere, e.g. at an MLflow server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from filelock import FileLock
+from mlflow.exceptions import MlflowException
+from mlflow.telemetry.client import set_telemetry_client
+from mlflow.tracking import MlflowClient
+
+from melflow import storage
+from melflow.config import PipelineConfig
+from melflow.errors import ConfigError, MelflowError
+from melflow.layout import Layout
+
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_SQLITE = "sqlite:///"
+
+
+def tracking_uri(cfg: PipelineConfig) -> str:
+    """Where runs and the registry live: ``$MLFLOW_TRACKING_URI``, else the config, else SQLite.
+
+    Raises
+    ------
+    ConfigError
+        ``paths.data_dir`` is a URL and no tracking URI is configured (SQLite needs a
+        local file).
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
+    if uri:
+        return uri
+    if storage.is_url(cfg.paths.data_dir):
+        raise ConfigError(
+            f"paths.data_dir={cfg.paths.data_dir!r} is a URL; set registry.tracking_uri "
+            "(e.g. sqlite:////abs/path/mlflow.db or http://127.0.0.1:5000)"
+        )
+    return f"{_SQLITE}{Layout.of(cfg).mlflow_db()}"
+
+
+def artifact_root(cfg: PipelineConfig) -> str | None:
+    """Artifact location of new experiments; ``None`` lets a tracking server decide."""
+    if tracking_uri(cfg).startswith(("http://", "https://")):
+        return None
+    layout = Layout.of(cfg)
+    return layout.mlartifacts() if not layout.is_url else layout.path("mlartifacts")
+
+
+def store_exists(cfg: PipelineConfig) -> bool:
+    """False when the default SQLite store was never created (read-only commands stop there)."""
+    uri = tracking_uri(cfg)
+    return not uri.startswith(_SQLITE) or Path(uri.removeprefix(_SQLITE)).exists()
+
+
+@contextmanager
+def _quiet_env(cfg: PipelineConfig) -> Iterator[None]:
+    """MLflow's URI, S3 and telemetry environment for the session, restored afterwards."""
+    # Artifacts on S3 are written by MLflow's own boto3 client, which reads only the
+    # environment: the endpoint and credentials of paths.storage_options go there.
+    s3_env = storage.s3_environment(cfg.paths.storage_options)
+    keys = (*_URI_ENV, "MLFLOW_DISABLE_TELEMETRY", *s3_env)
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.update(s3_env)
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # melflow never phones home
+    set_telemetry_client()  # re-reads the variable: drops a client made at import
+    logger = logging.getLogger("mlflow")
+    saved_level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            for category in (UserWarning, FutureWarning, DeprecationWarning):
+                warnings.simplefilter("ignore", category)
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        logger.setLevel(saved_level)
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """Create the SQLite store once, under a lock: two processes creating its tables at once
+    fail with ``table ... already exists``."""
+    db = Path(uri.removeprefix(_SQLITE))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock"):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+@contextmanager
+def session(cfg: PipelineConfig) -> Iterator[MlflowClient]:
+    """A client on ``cfg``'s store, quietly; MLflow errors become ``MelflowError``.
+
+    MLflow's fluent API (used to log a model) keeps the URI in process globals; they are
+    set for the session and reset afterwards so one process can serve several stores.
+    """
+    uri = tracking_uri(cfg)
+    try:
+        with _quiet_env(cfg):
+            if uri.startswith(_SQLITE):
+                _create_sqlite_store(uri)
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            try:
+                yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+            finally:
+                mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+                mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    except MlflowException as exc:
+        raise MelflowError(f"MLflow ({uri}): {exc.message}") from None
+
+
+def experiment_id(client: MlflowClient, cfg: PipelineConfig) -> str:
+    """The configured experiment's id, created on first use."""
+    experiment = client.get_experiment_by_name(cfg.registry.experiment)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(
+        client.create_experiment(cfg.registry.experiment, artifact_location=artifact_root(cfg))
+    )
+
+
+def logged_run(client: MlflowClient, experiment: str, tag: str, digest: str) -> str | None:
+    """The id of a run already logged with ``tag = digest`` (parents are logged once)."""
+    found = client.search_runs(
+        [experiment], filter_string=f"tags.`{tag}` = '{digest}'", max_results=1
+    )
+    return str(found[0].info.run_id) if found else None
