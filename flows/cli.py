@@ -16,6 +16,7 @@ from flows.cli_sweep import register_sweep, sweep
 from flows.console import (
     DaskOpt,
     JsonOpt,
+    NoWaitOpt,
     ProfileOpt,
     SetOpt,
     config_for_work,
@@ -94,13 +95,17 @@ def _print_next_steps(cfg: object, profile: str) -> None:
 
 
 def _run_until(
-    stage: Stage, profile: str, sets: list[str] | None, dask_address: str | None
+    stage: Stage,
+    profile: str,
+    sets: list[str] | None,
+    dask_address: str | None,
+    no_wait: bool = False,
 ) -> None:
     cfg = config_for_work(profile, sets, dask_address, registry=False)
     from flows.orchestration import run_flow
     from flows.pipeline import pipeline_flow
 
-    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, until=stage))
+    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, until=stage, wait=not no_wait))
     _print_summary(summary)
 
 
@@ -122,51 +127,70 @@ def demo_corpus(
 
 
 @app.command()
-def ingest(profile: ProfileOpt = "default", sets: SetOpt = None) -> None:
+def ingest(
+    profile: ProfileOpt = "default", sets: SetOpt = None, no_wait: NoWaitOpt = False
+) -> None:
     """Scan the corpus into a manifest; quarantine bad files with a reason."""
-    _run_until("ingest", profile, sets, None)
+    _run_until("ingest", profile, sets, None, no_wait)
 
 
 @app.command()
 def extract(
-    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Ingest, then extract features with Dask into the Zarr store (incremental, resumable)."""
-    _run_until("extract", profile, sets, dask_address)
+    _run_until("extract", profile, sets, dask_address, no_wait)
 
 
 @app.command()
 def augment(
-    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Ingest and extract, then augment the train split offline into its own Zarr store."""
-    _run_until("augment", profile, sets, dask_address)
+    _run_until("augment", profile, sets, dask_address, no_wait)
 
 
 @app.command()
 def train(
-    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Run the stages up to training (resumes from the last checkpoint if interrupted)."""
-    _run_until("train", profile, sets, dask_address)
+    _run_until("train", profile, sets, dask_address, no_wait)
 
 
 @app.command()
 def evaluate(
-    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Run the stages up to evaluation on the test split (metrics, confusion matrix, figures)."""
-    _run_until("evaluate", profile, sets, dask_address)
+    _run_until("evaluate", profile, sets, dask_address, no_wait)
 
 
 @app.command()
-def run(profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None) -> None:
+def run(
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
     """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
     from flows.orchestration import run_flow
     from flows.pipeline import pipeline_flow
 
-    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg))
+    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, wait=not no_wait))
     _print_summary(summary)
     _print_next_steps(cfg, profile)
 
@@ -229,14 +253,17 @@ def cv(
 
 @app.command()
 def retrain(
-    profile: ProfileOpt = "default", sets: SetOpt = None, dask_address: DaskOpt = None
+    profile: ProfileOpt = "default",
+    sets: SetOpt = None,
+    dask_address: DaskOpt = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Retrain if the corpus changed: new clips only, then train, evaluate, promote if better."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
     from flows.orchestration import run_flow
     from flows.retrain import retrain_flow
 
-    result = run_quietly(lambda: run_flow(retrain_flow, cfg))
+    result = run_quietly(lambda: run_flow(retrain_flow, cfg, wait=not no_wait))
     if result.pipeline is None:
         console.print(f"Corpus unchanged since the last run ({result.changes}): nothing to do.")
         return

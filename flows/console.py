@@ -34,6 +34,10 @@ SetOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option("--no-wait", help="Fail at once if another run is writing to the data folder."),
+]
 DaskOpt = Annotated[
     str | None,
     typer.Option("--dask-address", help="Use a running Dask scheduler, e.g. tcp://127.0.0.1:8786."),

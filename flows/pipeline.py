@@ -18,13 +18,22 @@ from prefect.context import FlowRunContext
 from flows.orchestration import call
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
+from melflow.errors import MelflowError
 from melflow.features.extract import EXTRACT
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
 from melflow.ingest import IngestResult
 from melflow.layout import Layout
-from melflow.registry import PromotionDecision, champion_info, download_bundle, tracking_uri
-from melflow.runs import Evaluation, StagePlan, finished_evaluation, finished_training, plan_stages
+from melflow.registry import PromotionDecision, champion_info, tracking_uri
+from melflow.runlock import run_lock
+from melflow.runs import (
+    Evaluation,
+    StagePlan,
+    champion_bundle_dir,
+    finished_evaluation,
+    finished_training,
+    plan_stages,
+)
 from melflow.training.loop import TrainResult
 from tasks.augment import augment_task
 from tasks.caching import persisted_results, with_results
@@ -32,6 +41,7 @@ from tasks.cluster import shared_cluster
 from tasks.evaluate import evaluate_task
 from tasks.extract import extract_task
 from tasks.ingest import ingest_task
+from tasks.progress import note
 from tasks.registry import promote_task, register_task
 from tasks.train import train_task
 
@@ -111,30 +121,25 @@ def _fill(
     return result
 
 
-def _champion_init(cfg: PipelineConfig) -> tuple[str, str] | None:
-    """The champion's version and bundle digest, to fine-tune from (if any)."""
-    if not cfg.train.init_from_champion:
-        return None
-    info = champion_info(cfg=cfg)
-    if info is None or info.bundle_digest is None:
-        return None
-    return info.version, info.bundle_digest
-
-
 def plan_run(cfg: PipelineConfig, ingested: IngestResult) -> StagePlan:
-    """The run's lineage, computed once: every stage's digest and location."""
-    init = _champion_init(cfg)
-    return plan_stages(cfg, ingested.manifest, init_bundle_digest=init[1] if init else None)
+    """The run's lineage, computed once: every stage's digest and location.
+
+    With ``train.init_from_champion`` the champion's bundle digest is part of the training
+    identity (as in ``melflow status``).
+    """
+    champion = champion_info(cfg=cfg) if cfg.train.init_from_champion else None
+    init = champion.bundle_digest if champion is not None else None
+    return plan_stages(cfg, ingested.manifest, init_bundle_digest=init)
 
 
 def _train(cfg: PipelineConfig, summary: PipelineSummary, plan: StagePlan) -> TrainResult:
     done = finished_training(plan.train.location)
     init = None
     if done is None and plan.init_bundle_digest is not None:
-        champion = _champion_init(cfg)
-        assert champion is not None  # the plan found it
-        dest = Layout.of(cfg).champion_dir(plan.init_bundle_digest)
-        init = download_bundle(cfg=cfg, version=champion[0], dest=dest)
+        champion = champion_info(cfg=cfg)
+        if champion is None or champion.bundle_digest != plan.init_bundle_digest:
+            raise MelflowError("the champion changed during the run; run again")
+        init = champion_bundle_dir(cfg, champion)
     result, cached, seconds = run_task(
         cfg, train_task, cfg, plan.manifest, plan.train, plan.augmented, init, done=done
     )
@@ -190,7 +195,7 @@ def _register(
         tags,
         evaluated.predictions_path,
     )
-    decision = call(promote_task, cfg, registered.version, ingested.manifest)
+    decision = call(promote_task, cfg, registered.version, plan.manifest)
     numbers = {
         "version": registered.version,
         "champion": "this version" if decision.promoted else decision.champion_version,
@@ -206,12 +211,22 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.3f}"
 
 
+def _waiting(message: str) -> None:
+    note("run", message)
+
+
 @flow(name="pipeline", log_prints=False)
-def pipeline_flow(cfg: PipelineConfig, until: Stage = "register") -> PipelineSummary:
-    """Run every stage up to and including ``until``; finished stages are cache hits."""
+def pipeline_flow(
+    cfg: PipelineConfig, until: Stage = "register", wait: bool = True
+) -> PipelineSummary:
+    """Run every stage up to and including ``until``; finished stages are cache hits.
+
+    The data folder's run lock is held throughout: a second run waits for this one (or,
+    with ``wait=False``, fails at once).
+    """
     summary = PipelineSummary()
     wanted = STAGES[: STAGES.index(until) + 1]
-    with persisted_results(cfg):
+    with run_lock(cfg, wait=wait, on_wait=_waiting), persisted_results(cfg):
         ingested = _ingest(cfg, summary)
         if len(wanted) == 1:
             return summary

@@ -13,6 +13,8 @@ from flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.config import PipelineConfig
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.manifest import CorpusChanges, corpus_changes
+from melflow.runlock import run_lock
+from tasks.progress import note
 
 
 @dataclass
@@ -24,8 +26,16 @@ class RetrainSummary:
 
 
 @flow(name="retrain", log_prints=False)
-def retrain_flow(cfg: PipelineConfig) -> RetrainSummary:
-    """Retrain only when the corpus changed since the last manifest; promotion is gated."""
+def retrain_flow(cfg: PipelineConfig, wait: bool = True) -> RetrainSummary:
+    """Retrain only when the corpus changed since the last manifest; promotion is gated.
+
+    Holds the data folder's run lock from the first look at the manifest to the decision.
+    """
+    with run_lock(cfg, wait=wait, on_wait=lambda message: note("run", message)):
+        return _retrain(cfg)
+
+
+def _retrain(cfg: PipelineConfig) -> RetrainSummary:
     previous = latest_manifest(cfg=cfg)
     options = cfg.paths.storage_options
     before = load_manifest(previous, storage_options=options) if previous is not None else None

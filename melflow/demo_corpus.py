@@ -6,6 +6,8 @@ same arguments give byte-identical WAV files, and growing ``per_class`` only add
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from melflow.errors import ParameterError
+from melflow.storage import write_bytes_atomic
 
 Generator = Callable[[np.random.Generator, np.ndarray, int], np.ndarray]
 
@@ -88,6 +91,9 @@ def synthesize(
     return np.clip(y, -1, 1).astype(np.float32)
 
 
+COMPLETE_MARKER = ".melflow-demo.json"
+
+
 def generate_demo_corpus(
     *,
     root: str | Path,
@@ -100,27 +106,62 @@ def generate_demo_corpus(
 ) -> list[Path]:
     """Write ``per_class`` clips of each class to ``root/<class>/<class>_<i>.wav`` (16-bit PCM).
 
-    Existing files are left alone, so the call is cheap when the corpus is already there.
+    Atomic per file and resumable: each clip is written to a unique temporary name and
+    renamed, existing clips are left alone, and ``root/.melflow-demo.json`` records the
+    arguments once every clip exists. A generation killed at any point is completed by the
+    next call; a call whose corpus is complete only reads that marker.
     Returns the paths of every clip of the requested size, in class-then-index order.
     """
     if per_class < 1:
         raise ParameterError(f"per_class must be at least 1, got {per_class}")
     if not 0 < min_duration_s <= max_duration_s:
         raise ParameterError("need 0 < min_duration_s <= max_duration_s")
-    paths: list[Path] = []
+    arguments = {
+        "per_class": per_class,
+        "seed": seed,
+        "sr": sr,
+        "min_duration_s": min_duration_s,
+        "max_duration_s": max_duration_s,
+        "classes": list(classes),
+    }
+    paths = [
+        Path(root, label, f"{label}_{i:05d}.wav") for label in classes for i in range(per_class)
+    ]
+    marker = Path(root, COMPLETE_MARKER)
+    if marker.exists() and json.loads(marker.read_text()) == arguments:
+        return paths
     for class_index, label in enumerate(classes):
-        folder = Path(root, label)
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(root, label).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            path = folder / f"{label}_{i:05d}.wav"
-            paths.append(path)
-            if path.exists():
-                continue
-            rng = np.random.default_rng([seed, class_index, i])
-            y = synthesize(
-                label, rng=rng, sr=sr, duration_s=rng.uniform(min_duration_s, max_duration_s)
-            )
-            tmp = path.with_suffix(".partial")
-            sf.write(tmp, y, sr, subtype="PCM_16", format="WAV")
-            tmp.replace(path)
+            path = paths[class_index * per_class + i]
+            if not path.exists():
+                _write_clip(
+                    path,
+                    seed=seed,
+                    class_index=class_index,
+                    i=i,
+                    label=label,
+                    sr=sr,
+                    durations=(min_duration_s, max_duration_s),
+                )
+    write_bytes_atomic(str(marker), json.dumps(arguments).encode())
     return paths
+
+
+def _write_clip(
+    path: Path,
+    *,
+    seed: int,
+    class_index: int,
+    i: int,
+    label: str,
+    sr: int,
+    durations: tuple[float, float],
+) -> None:
+    rng = np.random.default_rng([seed, class_index, i])
+    y = synthesize(label, rng=rng, sr=sr, duration_s=rng.uniform(*durations))
+    # A unique name: two writers never share a temporary file, and a killed one leaves
+    # only a ``.partial`` file that no audio listing picks up.
+    tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.partial")
+    sf.write(tmp, y, sr, subtype="PCM_16", format="WAV")
+    tmp.replace(path)

@@ -24,3 +24,7 @@ class AudioError(MelflowError):
 
 class StoreError(MelflowError):
     """A feature store is missing, incomplete or belongs to another configuration."""
+
+
+class RunLockedError(MelflowError):
+    """Another run holds the data folder's run lock (and the caller chose not to wait)."""

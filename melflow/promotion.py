@@ -1,9 +1,13 @@
 """The promotion gate: when a challenger may replace the champion. Pure; no MLflow here.
 
-A worse model never becomes champion: the challenger must be scored on the *same*
-evaluation set (same digest), improve ``registry.metric`` by more than
+A worse model never becomes champion: both must be scored on the *same* evaluation set
+(same digest), and the challenger must improve ``registry.metric`` by more than
 ``registry.margin`` and, with ``registry.mcnemar``, win a paired exact McNemar test at
 ``registry.alpha``. Only the absence of a champion waives these checks.
+
+When the corpus grew, the challenger's test split differs from the set the champion was
+scored on; the caller then re-scores the champion's bundle on the challenger's split and
+passes that score (:func:`rescored`), so the two are compared clip for clip.
 """
 
 from __future__ import annotations
@@ -31,11 +35,29 @@ class Candidate:
     metrics: dict[str, float]
     eval_digest: str | None
     predictions: Callable[[], pd.DataFrame]
+    rescored: bool = False
+
+
+def rescored(
+    champion: Candidate, *, metrics: dict[str, float], eval_digest: str, predictions: pd.DataFrame
+) -> Candidate:
+    """``champion`` as scored again, by its registered bundle, on another evaluation set."""
+    return Candidate(
+        version=champion.version,
+        metrics=metrics,
+        eval_digest=eval_digest,
+        predictions=lambda: predictions,
+        rescored=True,
+    )
 
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """What the gate decided and why; ``champion_version`` is the champion before."""
+    """What the gate decided and why; ``champion_version`` is the champion before.
+
+    ``eval_digest`` names the set both values were measured on; ``champion_rescored`` says
+    the champion's value comes from re-scoring its bundle on that set.
+    """
 
     promoted: bool
     challenger_version: str
@@ -46,6 +68,8 @@ class PromotionDecision:
     margin: float
     mcnemar_p: float | None
     reason: str
+    eval_digest: str | None = None
+    champion_rescored: bool = False
 
 
 def decide(
@@ -65,6 +89,8 @@ def decide(
             margin=rules.margin,
             mcnemar_p=p,
             reason=reason,
+            eval_digest=challenger.eval_digest,
+            champion_rescored=bool(champion and champion.rescored),
         )
 
     if champion is None:
@@ -76,7 +102,7 @@ def decide(
             False,
             f"evaluated on a different set than champion v{champion.version} "
             f"(eval digest {challenger.eval_digest} vs {champion.eval_digest}); "
-            "evaluate both on one set or promote manually",
+            "re-scoring the champion was not possible; promote manually if wanted",
         )
     gain = value - champion.metrics[rules.metric]
     if gain <= rules.margin:
@@ -85,8 +111,9 @@ def decide(
             f"{rules.metric} {value:.4f} does not beat champion v{champion.version}'s "
             f"{champion.metrics[rules.metric]:.4f} by more than {rules.margin:g}",
         )
+    over = f"v{champion.version}" + (" (re-scored on this test split)" if champion.rescored else "")
     if not rules.mcnemar:
-        return decision(True, f"{rules.metric} +{gain:.4f} over v{champion.version}")
+        return decision(True, f"{rules.metric} +{gain:.4f} over {over}")
     test = mcnemar_exact(
         *paired_correctness(challenger.predictions(), champion.predictions(), pred=PREDICTED_COLUMN)
     )
@@ -100,6 +127,6 @@ def decide(
         )
     return decision(
         True,
-        f"{rules.metric} +{gain:.4f} over v{champion.version}, McNemar p={test.p_value:.4g}",
+        f"{rules.metric} +{gain:.4f} over {over}, McNemar p={test.p_value:.4g}",
         p=test.p_value,
     )

@@ -27,9 +27,11 @@ from melflow import storage
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
+from melflow.errors import ConfigError
 from melflow.evaluation.evaluate import evaluate_bundle
 from melflow.features.extract import EXTRACT
 from melflow.layout import Layout, StageRef
+from melflow.registry import ChampionRescore, VersionInfo, champion_info, download_bundle
 from melflow.training.loop import TRAIN_CODE_VERSION, TrainResult
 
 TRAIN_RESULT = "train-result.json"
@@ -213,3 +215,45 @@ def evaluate_into(
     )
     save_evaluation(out_dir, evaluation)
     return evaluation
+
+
+# -- the champion -------------------------------------------------------------------------
+def champion_bundle_dir(cfg: PipelineConfig, champion: VersionInfo) -> str:
+    """The champion's registered bundle, downloaded once into ``runs/_champion/<digest>``."""
+    digest = champion.bundle_digest or f"v{champion.version}"
+    dest = Layout.of(cfg).champion_dir(digest)
+    bundle = Path(dest, "artifacts", "bundle")
+    if bundle.is_dir():
+        return str(bundle)
+    return download_bundle(cfg=cfg, version=champion.version, dest=dest)
+
+
+def rescore_champion(
+    cfg: PipelineConfig,
+    *,
+    manifest: StageRef,
+    manifest_rows: pd.DataFrame,
+    eval_digest_of_challenger: str | None,
+    split: str = "test",
+) -> ChampionRescore | None:
+    """The champion's registered bundle scored on ``split`` of ``manifest``, when needed.
+
+    ``None`` when there is no champion, when it was already scored on the challenger's set
+    (same eval digest), or when its audio/feature settings differ from ``cfg`` (its
+    features are not in this configuration's store; only a manual promotion can decide).
+    The evaluation is kept in ``runs/_champion/<bundle digest>/eval-<manifest>-<split>``.
+    """
+    champion = champion_info(cfg=cfg)
+    if champion is None or champion.eval_digest == eval_digest_of_challenger:
+        return None
+    bundle = champion_bundle_dir(cfg, champion)
+    out = Layout.of(cfg).eval_dir(str(Path(bundle).parents[1]), f"{manifest.digest}-{split}")
+    try:
+        evaluation = evaluate_into(
+            cfg=cfg, manifest=manifest_rows, bundle_dir=bundle, out_dir=out, split=split
+        )
+    except ConfigError:
+        return None
+    return ChampionRescore(
+        version=champion.version, report=evaluation.report, predictions=evaluation.predictions()
+    )

@@ -18,6 +18,8 @@ from prefect.cache_policies import NO_CACHE
 
 from melflow import storage
 from melflow.config import PipelineConfig
+from melflow.layout import StageRef
+from melflow.manifest import read_manifest
 from melflow.predict import find_audio_files, predict_files, summarize, write_predictions
 from melflow.registry import (
     PromotionDecision,
@@ -27,6 +29,7 @@ from melflow.registry import (
     promote_if_better,
     show,
 )
+from melflow.runs import rescore_champion
 from tasks.progress import reporter
 
 
@@ -60,9 +63,18 @@ def register_task(
 
 
 @task(name="promote-if-better", cache_policy=NO_CACHE)
-def promote_task(cfg: PipelineConfig, version: str) -> PromotionDecision:
-    """Run the promotion gate for ``version`` against the current champion."""
-    return promote_if_better(cfg=cfg, version=version)
+def promote_task(cfg: PipelineConfig, version: str, manifest: StageRef) -> PromotionDecision:
+    """Run the promotion gate for ``version`` against the current champion, on one set.
+
+    When the champion was scored on another test split (the corpus grew), its registered
+    bundle is first re-scored on ``manifest``'s test split, the challenger's.
+    """
+    challenger = show(cfg=cfg, ref=version)
+    rows = read_manifest(manifest.location, storage_options=cfg.paths.storage_options)
+    rescore = rescore_champion(
+        cfg, manifest=manifest, manifest_rows=rows, eval_digest_of_challenger=challenger.eval_digest
+    )
+    return promote_if_better(cfg=cfg, version=challenger.version, champion_rescore=rescore)
 
 
 @task(name="predict-files", cache_policy=NO_CACHE)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -30,10 +29,8 @@ from melflow.ingest.probe import Job, Probe, ProbeCache, probe_files
 from melflow.ingest.segments import segment_long_files
 from melflow.ingest.sources import (
     Corpus,
-    audio_extensions,
     list_candidates,
     open_corpus,
-    walk_local_audio,
 )
 from melflow.ingest.splits import assign_splits
 from melflow.layout import Layout, StageRef
@@ -77,13 +74,12 @@ def pointer_path(cfg: PipelineConfig) -> str:
 
 
 def _ensure_demo(cfg: PipelineConfig) -> None:
-    """Generate the demo corpus into an empty local ``corpus.root`` when ``corpus.demo`` is set."""
+    """Generate (or complete) the demo corpus in a local ``corpus.root`` when ``corpus.demo``
+    is set; a complete corpus costs one small file read."""
     demo, root = cfg.corpus.demo, cfg.corpus.root
     if demo is None or storage.is_url(root):
         return
-    if os.path.isdir(root) and next(walk_local_audio(root, audio_extensions(cfg.corpus)), None):
-        return
-    log.info("generating the demo corpus (%d clips per class) in %s", demo.per_class, root)
+    log.info("demo corpus (%d clips per class) in %s", demo.per_class, root)
     generate_demo_corpus(
         root=root,
         per_class=demo.per_class,

@@ -18,7 +18,7 @@ bundle plus a copy of the ``melflow`` package. Aliases: every new version become
 
 from melflow.promotion import PromotionDecision
 from melflow.registry.cv import log_cv
-from melflow.registry.gate import promote, promote_if_better
+from melflow.registry.gate import ChampionRescore, promote, promote_if_better
 from melflow.registry.lookup import (
     VersionInfo,
     champion_bundle,
@@ -39,6 +39,7 @@ __all__ = [
     "CHAMPION",
     "SWEEP_DIGEST_TAG",
     "SWEEP_POINT_TAG",
+    "ChampionRescore",
     "PromotionDecision",
     "RegisteredModel",
     "VersionInfo",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,8 @@ from mlflow.tracking import MlflowClient
 
 from melflow.config import PipelineConfig
 from melflow.errors import ParameterError
-from melflow.lineage import eval_set_digest
-from melflow.promotion import PREDICTED_COLUMN, Candidate, PromotionDecision, decide
+from melflow.lineage import METRIC_PREFIX, eval_set_digest, report_metrics
+from melflow.promotion import PREDICTED_COLUMN, Candidate, PromotionDecision, decide, rescored
 from melflow.registry import versions
 from melflow.registry.names import (
     CHALLENGER,
@@ -66,8 +67,35 @@ def _candidate(client: MlflowClient, mv: ModelVersion) -> Candidate:
     )
 
 
+@dataclass(frozen=True)
+class ChampionRescore:
+    """The champion ``version``'s bundle scored again on the challenger's evaluation set.
+
+    ``report`` is a :func:`~melflow.evaluation.metrics.classification_report`;
+    ``predictions`` has one row per clip (``clip_id``, ``label``, ``pred``...).
+    """
+
+    version: str
+    report: dict[str, Any]
+    predictions: pd.DataFrame
+
+    def candidate(self, champion: Candidate) -> Candidate:
+        """``champion`` as the gate sees it after re-scoring."""
+        metrics = {k.removeprefix(METRIC_PREFIX): v for k, v in report_metrics(self.report).items()}
+        return rescored(
+            champion,
+            metrics=metrics,
+            eval_digest=eval_set_digest(self.predictions),
+            predictions=self.predictions,
+        )
+
+
 def promote_if_better(
-    *, cfg: PipelineConfig, version: str, eval_predictions: pd.DataFrame | None = None
+    *,
+    cfg: PipelineConfig,
+    version: str,
+    eval_predictions: pd.DataFrame | None = None,
+    champion_rescore: ChampionRescore | None = None,
 ) -> PromotionDecision:
     """Make ``version`` the champion only if it beats the current one on the same data.
 
@@ -86,6 +114,9 @@ def promote_if_better(
         The challenger's per-clip predictions (``clip_id``, ``label``, ``pred``) on the
         set it was registered with, to spare reading them back for McNemar; by default
         the stored ``predictions/predictions.csv``.
+    champion_rescore : ChampionRescore, optional
+        The current champion re-scored on the challenger's evaluation set; the gate then
+        compares the two on that set (ignored when it is not the current champion's).
     """
     name = cfg.registry.model_name
     with session(cfg) as client:
@@ -99,11 +130,14 @@ def promote_if_better(
                     f"eval_predictions are not on the set v{candidate.version} was evaluated on"
                 )
             candidate = dataclasses.replace(candidate, predictions=lambda: eval_predictions)
-        decision = decide(
-            challenger=candidate,
-            champion=None if current is None else _candidate(client, current),
-            rules=cfg.registry,
-        )
+        champion = None if current is None else _candidate(client, current)
+        if (
+            champion is not None
+            and champion_rescore is not None
+            and champion_rescore.version == champion.version
+        ):
+            champion = champion_rescore.candidate(champion)
+        decision = decide(challenger=candidate, champion=champion, rules=cfg.registry)
         if decision.champion_version != decision.challenger_version:  # else a rerun: no news
             _record(client, challenger, {"kind": "gate", **dataclasses.asdict(decision)})
         if decision.promoted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,13 +92,50 @@ def _quiet_env(cfg: PipelineConfig) -> Iterator[None]:
         logger.setLevel(saved_level)
 
 
-def _create_sqlite_store(uri: str) -> None:
-    """Create the SQLite store once, under a lock: two processes creating its tables at once
-    fail with ``table ... already exists``."""
+# Where MLflow's SQLite schema keeps absolute artifact locations.
+_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+_ROOT_MARKER = ".location"
+
+
+def _follow_moved_artifacts(db: Path, artifacts: Path) -> None:
+    """Point the store's artifact locations at ``artifacts`` when the data folder moved.
+
+    MLflow records absolute artifact paths; ``mlartifacts/.location`` remembers where they
+    were written, and a copied or moved data folder rewrites them to its own on first use.
+    """
+    marker = artifacts / _ROOT_MARKER
+    new = str(artifacts)
+    old = marker.read_text() if marker.exists() else new
+    if old != new:
+        with sqlite3.connect(db) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            for table, column in _LOCATION_COLUMNS:
+                if table in tables:
+                    connection.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                        f"WHERE substr({column}, 1, ?) = ?",
+                        (new, len(old) + 1, len(old), old),
+                    )
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if old != new or not marker.exists():
+        marker.write_text(new)
+
+
+def _prepare_sqlite_store(cfg: PipelineConfig, uri: str) -> None:
+    """Create the SQLite store once, under a lock (two processes creating its tables at once
+    fail with ``table ... already exists``), and follow a moved data folder."""
     db = Path(uri.removeprefix(_SQLITE))
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{db}.lock"):
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        layout = Layout.of(cfg)
+        if not layout.is_url and db == Path(layout.mlflow_db()):
+            _follow_moved_artifacts(db, Path(layout.mlartifacts()))
 
 
 @contextmanager
@@ -111,7 +149,7 @@ def session(cfg: PipelineConfig) -> Iterator[MlflowClient]:
     try:
         with _quiet_env(cfg):
             if uri.startswith(_SQLITE):
-                _create_sqlite_store(uri)
+                _prepare_sqlite_store(cfg, uri)
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             try:
