@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import small_config
 
@@ -13,7 +14,7 @@ from melflow import secrets
 from melflow.config import PipelineConfig, load_config
 from melflow.errors import ConfigError
 from melflow.lineage import flatten
-from melflow.manifest import empty_manifest, read_manifest, write_manifest
+from melflow.manifest import COLUMNS, normalize, read_manifest, write_manifest
 
 SENTINEL = "s3cr3t-SENTINEL-value"
 
@@ -96,5 +97,6 @@ def test_errors_and_log_records_are_scrubbed(
 def test_storage_options_with_a_local_data_dir_are_ignored(tmp_path: Path) -> None:
     cfg = _sentinel_config(tmp_path)
     path = str(tmp_path / "m.parquet")
-    write_manifest(empty_manifest(), path, storage_options=cfg.paths.storage_options)
+    empty = normalize(pd.DataFrame({column: [] for column in COLUMNS}))
+    write_manifest(empty, path, storage_options=cfg.paths.storage_options)
     assert read_manifest(path, storage_options=cfg.paths.storage_options).empty
