@@ -17,7 +17,7 @@ bundle plus a copy of the ``melflow`` package. Aliases: every new version become
 """
 
 from melflow.promotion import PromotionDecision
-from melflow.registry.cv import log_cv
+from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
 from melflow.registry.gate import ChampionRescore, promote, promote_if_better
 from melflow.registry.lookup import (
     VersionInfo,
@@ -37,6 +37,8 @@ from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "CV_DIGEST_TAG",
+    "CV_FOLD_TAG",
     "SWEEP_DIGEST_TAG",
     "SWEEP_POINT_TAG",
     "ChampionRescore",
