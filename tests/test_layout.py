@@ -84,3 +84,14 @@ def test_storage_settings_change_no_digest_but_feature_settings_do(tmp_path: Pat
     with_init = plan_stages(small_config(tmp_path), manifest, init_bundle_digest="b" * 16)
     assert with_init.train.digest != base.train.digest
     assert with_init.features == base.features
+
+
+def test_read_only_commands_create_nothing_on_a_missing_data_folder(tmp_path: Path) -> None:
+    from flows.status import pipeline_status
+    from melflow.registry import champion_info, list_versions
+
+    cfg = small_config(tmp_path)
+    assert list_versions(cfg=cfg).empty
+    assert champion_info(cfg=cfg) is None
+    assert [r.state for r in pipeline_status(cfg)] == ["missing"]
+    assert not (tmp_path / "data").exists()

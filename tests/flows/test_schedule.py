@@ -12,6 +12,7 @@ import pytest
 from conftest import small_config
 from integration.live_servers import HOST, Processes, answers, free_port, running, wait_for
 
+from melflow.demo_corpus import generate_demo_corpus
 from melflow.registry import show
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,59 @@ def test_scheduled_deployment_runs_through_the_api(
 
     melflow(env, "schedule", "--remove", DEPLOYMENT)
     assert DEPLOYMENT not in melflow(env, "schedule", "--list")
+
+
+RETRAIN = "scheduled-retrain/retrain-small"
+WEAK = ("train.epochs=1", "train.lr=0.00001")
+
+
+def _trigger(env: dict[str, str], overrides: list[str]) -> None:
+    code = (
+        "from prefect.deployments import run_deployment;"
+        f"r = run_deployment({RETRAIN!r}, timeout=600,"
+        f" parameters={{'profile': 'small', 'overrides': {overrides!r}}});"
+        "print(r.state.type.value)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=660
+    )
+    assert done.stdout.strip().endswith("COMPLETED"), done.stdout + done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_served_retrain_promotes_a_better_challenger_and_keeps_a_worse_one(
+    tmp_path: Path, prefect_server: tuple[Processes, dict[str, str]]
+) -> None:
+    procs, env = prefect_server
+    sets = [f"paths.data_dir={tmp_path / 'data'}", f"corpus.root={tmp_path / 'corpus'}"]
+    set_args = [arg for s in sets for arg in ("-s", s)]
+    weak_args = [arg for s in WEAK for arg in ("-s", s)]
+    melflow(env, "run", "-p", "small", *set_args, *weak_args)  # a weak champion v1
+    cfg = small_config(tmp_path)
+    assert show(cfg=cfg, ref="champion").version == "1"
+    serve = [*MELFLOW, "schedule", "--flow", "retrain", "--cron", "0 3 * * *", "-p", "small"]
+    procs.start("serve-retrain", [*serve, *set_args], env=env)
+    wait_for(
+        lambda: RETRAIN in melflow(env, "schedule", "--list"),
+        timeout=90,
+        what="the retrain deployment to be registered",
+    )
+
+    demo = cfg.corpus.demo
+    assert demo is not None
+    generate_demo_corpus(root=cfg.corpus.root, per_class=demo.per_class + 2, sr=demo.sr)
+    _trigger(env, sets)  # new clips, the profile's own training: better than v1
+    better = show(cfg=cfg, ref="2")
+    assert show(cfg=cfg, ref="champion").version == "2"
+    assert better.tags["melflow.promotion.promoted"] == "True"
+    assert better.tags["melflow.promotion.champion_rescored"] == "True"
+    assert better.tags["melflow.promotion.eval_digest"] == better.eval_digest
+
+    generate_demo_corpus(root=cfg.corpus.root, per_class=demo.per_class + 4, sr=demo.sr)
+    _trigger(env, [*sets, *WEAK])  # new clips again, a weak training: stays challenger
+    worse = show(cfg=cfg, ref="3")
+    assert show(cfg=cfg, ref="champion").version == "2"
+    assert worse.aliases == ["challenger"]
+    assert worse.tags["melflow.promotion.promoted"] == "False"
+    assert worse.tags["melflow.promotion.eval_digest"] == worse.eval_digest
+    assert worse.tags["melflow.promotion.champion_rescored"] == "True"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -109,11 +110,14 @@ def test_reads_whole_chunks_once_per_epoch(
     assert len(reads) == 13 + 4  # ceil(100 / 8) chunks of a, ceil(30 / 8) of b
 
 
+@pytest.mark.timeout(60)
 def test_stopping_early_does_not_hang(two_selections: list[Selection]) -> None:
     batches = ChunkBatches(two_selections, batch_size=4, window_chunks=1)
     iterator = batches.epoch(0)
-    next(iterator)
-    iterator.close()  # joins the prefetch thread
+    x, y = next(iterator)
+    assert len(x) == len(y) == 4
+    iterator.close()  # joins the prefetch thread (a hang fails by the timeout)
+    assert not any(t.name == "melflow-prefetch" for t in threading.enumerate())
 
 
 def test_normalization_stats_equal_numpy(small_cfg: PipelineConfig) -> None:
