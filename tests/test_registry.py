@@ -427,3 +427,6 @@ def test_models_cli(env: Env) -> None:
     assert "Traceback" not in missing.output
     bad = runner.invoke(models_app, ["list", "-p", "small", "-s", "registry.margin=5"])
     assert bad.exit_code == 2 and "registry.margin" in bad.output
+    by_alias = runner.invoke(models_app, ["promote", "challenger", "--reason", "agreed", *base])
+    assert by_alias.exit_code == 0, by_alias.output  # the alias moved: success all the same
+    assert "v2 of cli is now champion" in by_alias.output

@@ -79,12 +79,12 @@ def test_status_agrees_with_the_pipeline_when_fine_tuning_from_the_champion(
 ) -> None:
     pipeline_flow(small_config(tmp_path))
     cfg = small_config(tmp_path, "train.init_from_champion=true")
-    assert {r.stage: r.state for r in pipeline_status(cfg)}["train"] == "missing"
+    assert {r.stage: r.state for r in pipeline_status(cfg)}["train"] == "stale"
     first = pipeline_flow(cfg)
     assert not {s.stage: s for s in first.stages}["train"].cached
     said = {r.stage: r.state for r in pipeline_status(cfg)}["train"]
     # Complete unless the fine-tuned model became champion: then a new one starts from it.
-    assert said == ("missing" if first.decision and first.decision.promoted else "complete")
+    assert said == ("stale" if first.decision and first.decision.promoted else "complete")
     again = {s.stage: s for s in pipeline_flow(cfg).stages}
     assert again["train"].cached == (said == "complete")
 
