@@ -105,7 +105,7 @@ def sweep(
     result = run_quietly(lambda: sweep_flow(cfg, list(grid or [])))
     _print_table(result.frame, [name for name, _ in points[0].assignments])
     console.print(
-        f"{len(result.computed)} points trained, {len(result.cached)} cached\n"
+        f"points trained: {len(result.computed)}, cached: {len(result.cached)}\n"
         f"table: {escape(result.files.csv)}\n       {escape(result.files.json)}\n"
         f"plot:  {escape(result.files.plot)}\n"
         f"MLflow: run {result.run_id} (one nested run per point; nothing registered)",

@@ -16,6 +16,7 @@ import pandas as pd
 from flows.cv import augment_every_clip
 from flows.observe import melflow_flow, observed_run
 from flows.pipeline import pipeline_flow
+from melflow import storage
 from melflow.augment.offline import augment_store_digest
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
@@ -47,8 +48,6 @@ class SweepRun:
 
 def sweeps_root(cfg: PipelineConfig) -> Path:
     """``<data_dir>/sweeps``: points and sweep tables (training needs a local folder)."""
-    from melflow import storage
-
     if storage.is_url(cfg.paths.data_dir):
         raise ConfigError("melflow sweep needs a local paths.data_dir (training runs locally)")
     return Path(cfg.paths.data_dir, "sweeps")
@@ -112,8 +111,8 @@ def _prepare(cfg: PipelineConfig, points: list[Point]) -> _Data:
 
 
 def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
-    data = _prepare(cfg, points)
     root = sweeps_root(cfg)
+    data = _prepare(cfg, points)
     progress = reporter("sweep")
     digests = [point_digest(p.cfg, data_digest=data.digest, folds=data.folds) for p in points]
     results: list[PointResult] = []

@@ -110,7 +110,8 @@ def _cell(value: Any) -> Any:
 
 
 def pareto_figure(frame: pd.DataFrame, *, path: str | Path, title: str = "") -> str:
-    """Accuracy (mean ± std) against latency per clip at batch 1, the front joined by a line."""
+    """Accuracy (mean ± std) against latency per clip at batch 1, the front joined by a line;
+    each point labelled with its id and grid values."""
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     ax.errorbar(
@@ -132,10 +133,12 @@ def pareto_figure(frame: pd.DataFrame, *, path: str | Path, title: str = "") -> 
         markersize=8,
         label="Pareto front",
     )
-    for row in frame.itertuples(index=False):
+    fields = [c for c in frame.columns if c not in ("point", "pareto", *MEASURED_COLUMNS)]
+    for row in frame.to_dict("records"):
+        values = " ".join(format_value(row[f]).replace(", ", ",") for f in fields)
         ax.annotate(
-            str(row.point),
-            (getattr(row, LATENCY), getattr(row, ACCURACY)),
+            f"{row['point']} {values}",
+            (row[LATENCY], row[ACCURACY]),
             textcoords="offset points",
             xytext=(5, 5),
             fontsize=8,
