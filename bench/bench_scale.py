@@ -102,6 +102,20 @@ def planned_store(n_clips: int) -> tuple[str, Path]:
     return url, manifest
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB, since it started its program.
+
+    ``ru_maxrss`` would not do: Linux carries it over from the forking parent across
+    ``exec``, so a child of a large benchmark process reports the parent's peak.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def plan_once(url: str, manifest: str) -> dict[str, float]:
     """Plan the unplanned clips of ``manifest`` into the store at ``url`` (this process)."""
     start = time.perf_counter()
@@ -115,7 +129,7 @@ def plan_once(url: str, manifest: str) -> dict[str, float]:
     if batches:
         plan = f"{batches[0].index:08d}-{batches[-1].index + 1:08d}.parquet"
         Path(url, "_melflow", "plans", plan).unlink()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {"seconds": seconds, "peak_rss_mb": peak_mb, "new": len(items), "batches": len(batches)}
 
 
