@@ -66,7 +66,7 @@ def _root(
 
 
 def _print_summary(summary: object) -> None:
-    from flows.pipeline import PipelineSummary
+    from flows.summary import PipelineSummary
 
     assert isinstance(summary, PipelineSummary)
     table = Table(title="melflow run summary", show_lines=False)
@@ -79,12 +79,11 @@ def _print_summary(summary: object) -> None:
     console.print(table)
 
 
-def _print_next_steps(cfg: object, profile: str) -> None:
-    from melflow.config import PipelineConfig
-    from melflow.registry import tracking_uri
+def _print_next_steps(summary: object, profile: str) -> None:
+    from flows.summary import PipelineSummary
 
-    assert isinstance(cfg, PipelineConfig)
-    uri = tracking_uri(cfg)
+    assert isinstance(summary, PipelineSummary)
+    uri = next(s.output for s in summary.stages if s.stage == "register")  # the tracking URI
     console.print(
         f"\nMLflow UI:      [bold]mlflow ui --backend-store-uri {uri} --host 127.0.0.1[/]\n"
         f"Registry:       [bold]melflow models list -p {profile}[/]  |  "
@@ -187,12 +186,17 @@ def run(
 ) -> None:
     """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
-    from flows.orchestration import run_flow
-    from flows.pipeline import pipeline_flow
+    from flows.fastpath import cached_summary
 
-    summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, wait=not no_wait))
+    with melflow_errors():
+        summary = cached_summary(cfg)  # everything done: no Prefect, Dask or MLflow
+    if summary is None:
+        from flows.orchestration import run_flow
+        from flows.pipeline import pipeline_flow
+
+        summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, wait=not no_wait))
     _print_summary(summary)
-    _print_next_steps(cfg, profile)
+    _print_next_steps(summary, profile)
 
 
 @app.command()

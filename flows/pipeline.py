@@ -8,14 +8,15 @@ it was cached or computed, how long it took, and where its output is.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 from prefect import Task, flow
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 
+from flows.fastpath import save_registration
 from flows.orchestration import call
+from flows.summary import PipelineSummary, fmt
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
@@ -48,34 +49,6 @@ from tasks.train import train_task
 Stage = Literal["ingest", "extract", "augment", "train", "evaluate", "register"]
 STAGES: tuple[Stage, ...] = ("ingest", "extract", "augment", "train", "evaluate", "register")
 T = TypeVar("T")
-
-
-@dataclass
-class StageSummary:
-    """One row of the run summary."""
-
-    stage: str
-    cached: bool
-    seconds: float
-    numbers: dict[str, Any] = field(default_factory=dict)
-    output: str = ""
-
-
-@dataclass
-class PipelineSummary:
-    """What a pipeline run did, stage by stage."""
-
-    stages: list[StageSummary] = field(default_factory=list)
-    decision: PromotionDecision | None = None
-
-    def add(
-        self, stage: str, cached: bool, seconds: float, numbers: dict[str, Any], output: str
-    ) -> None:
-        self.stages.append(StageSummary(stage, cached, seconds, numbers, output))
-
-    @property
-    def all_cached(self) -> bool:
-        return all(s.cached for s in self.stages)
 
 
 def run_task(
@@ -144,7 +117,7 @@ def _train(cfg: PipelineConfig, summary: PipelineSummary, plan: StagePlan) -> Tr
         cfg, train_task, cfg, plan.manifest, plan.train, plan.augmented, init, done=done
     )
     best = result.history[result.best_epoch - 1] if result.history else {}
-    numbers = {"epochs": result.epochs_run, "best val macro-F1": _fmt(best.get("val_macro_f1"))}
+    numbers = {"epochs": result.epochs_run, "best val macro-F1": fmt(best.get("val_macro_f1"))}
     summary.add("train", cached, seconds, numbers, result.bundle_dir)
     return result
 
@@ -162,8 +135,8 @@ def _evaluate(
         done=finished_evaluation(plan.evaluate.location),
     )
     numbers = {
-        "accuracy": _fmt(result.report.get("accuracy")),
-        "macro-F1": _fmt(result.report.get("macro_f1")),
+        "accuracy": fmt(result.report.get("accuracy")),
+        "macro-F1": fmt(result.report.get("macro_f1")),
     }
     summary.add("evaluate", cached, seconds, numbers, result.report_path)
     return result
@@ -201,14 +174,10 @@ def _register(
         "champion": "this version" if decision.promoted else decision.champion_version,
         "decision": decision.reason,
     }
-    summary.add(
-        "register", registered.existing, time.perf_counter() - start, numbers, tracking_uri(cfg)
-    )
+    output = tracking_uri(cfg)
+    summary.add("register", registered.existing, time.perf_counter() - start, numbers, output)
+    save_registration(plan.evaluate.location, cfg=cfg, numbers=numbers, output=output)
     return decision
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.3f}"
 
 
 def _waiting(message: str) -> None:

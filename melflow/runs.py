@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -28,11 +28,12 @@ from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.errors import ConfigError
-from melflow.evaluation.evaluate import evaluate_bundle
 from melflow.features.extract import EXTRACT
 from melflow.layout import Layout, StageRef
-from melflow.registry import ChampionRescore, VersionInfo, champion_info, download_bundle
-from melflow.training.loop import TRAIN_CODE_VERSION, TrainResult
+from melflow.training.result import TRAIN_CODE_VERSION, TrainResult
+
+if TYPE_CHECKING:  # torch, matplotlib and MLflow stay unloaded for readers of markers
+    from melflow.registry import ChampionRescore, VersionInfo
 
 TRAIN_RESULT = "train-result.json"
 EVAL_SUMMARY = "evaluation.json"
@@ -203,6 +204,8 @@ def evaluate_into(
     done = finished_evaluation(out_dir)
     if done is not None:
         return done
+    from melflow.evaluation.evaluate import evaluate_bundle
+
     result = evaluate_bundle(
         cfg=cfg, manifest=manifest, bundle_dir=bundle_dir, split=split, out_dir=out_dir
     )
@@ -225,6 +228,8 @@ def champion_bundle_dir(cfg: PipelineConfig, champion: VersionInfo) -> str:
     bundle = Path(dest, "artifacts", "bundle")
     if bundle.is_dir():
         return str(bundle)
+    from melflow.registry import download_bundle
+
     return download_bundle(cfg=cfg, version=champion.version, dest=dest)
 
 
@@ -243,6 +248,8 @@ def rescore_champion(
     features are not in this configuration's store; only a manual promotion can decide).
     The evaluation is kept in ``runs/_champion/<bundle digest>/eval-<manifest>-<split>``.
     """
+    from melflow.registry import ChampionRescore, champion_info
+
     champion = champion_info(cfg=cfg)
     if champion is None or champion.eval_digest == eval_digest_of_challenger:
         return None

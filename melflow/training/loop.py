@@ -48,27 +48,12 @@ from melflow.training.dataset import (
     select_augmented,
     select_split,
 )
+from melflow.training.result import TRAIN_CODE_VERSION, TrainResult
 
 log = logging.getLogger(__name__)
 
-TRAIN_CODE_VERSION = "2"
 CHECKPOINT = "last.pt"
 EVAL_BATCH = 256
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Where the trained bundle is and how training went.
-
-    ``history`` has one dict per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``,
-    ``val_accuracy``, ``val_macro_f1`` (``None`` without a validation split) and ``lr``.
-    """
-
-    bundle_dir: str
-    history: list[dict[str, Any]]
-    best_epoch: int
-    classes: list[str]
-    epochs_run: int
 
 
 @dataclass

@@ -1,0 +1,65 @@
+"""A fully cached ``melflow run`` is answered from markers, without Prefect, Dask or MLflow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import small_config
+
+from flows.fastpath import save_registration, saved_registration
+
+PROBE = """
+import importlib, sys
+cli = importlib.import_module("flows.cli")
+sys.argv = ["melflow", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+heavy = sorted(m for m in ("prefect", "mlflow", "torch", "distributed") if m in sys.modules)
+print(f"\\nexit={code} heavy={heavy}", file=sys.stderr)
+"""
+
+
+def test_the_registration_record_names_its_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = small_config(tmp_path)
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    numbers = {"version": "3", "champion": "this version", "decision": "better"}
+    save_registration(str(eval_dir), cfg=cfg, numbers=numbers, output="sqlite:///x.db")
+    assert saved_registration(str(eval_dir), cfg) is None  # the local store does not exist
+    Path(cfg.paths.data_dir).mkdir()
+    Path(cfg.paths.data_dir, "mlflow.db").write_bytes(b"")
+    assert saved_registration(str(eval_dir), cfg) == {
+        "registry": {"tracking_uri": "", "model_name": cfg.registry.model_name},
+        "numbers": numbers,
+        "output": "sqlite:///x.db",
+    }
+    other = small_config(tmp_path, "registry.model_name=other")
+    assert saved_registration(str(eval_dir), other) is None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert saved_registration(str(eval_dir), cfg) is None
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_cached_run_loads_no_heavy_library(tmp_path: Path) -> None:
+    cfg = small_config(tmp_path)
+    args = ["run", "-p", "small", "-s", f"paths.data_dir={cfg.paths.data_dir}"]
+    args += ["-s", f"corpus.root={cfg.corpus.root}"]
+    first = subprocess.run([sys.executable, "-m", "melflow", *args], capture_output=True)
+    assert first.returncode == 0, first.stderr.decode()[-3000:]
+    again = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300
+    )
+    assert again.stderr.strip().splitlines()[-1] == "exit=0 heavy=[]", again.stderr[-3000:]
+    assert again.stdout.count("cached") == 6 and "computed" not in again.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in again.stdout
