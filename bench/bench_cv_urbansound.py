@@ -23,9 +23,9 @@ import pandas as pd
 import scipy.stats
 from sklearn.ensemble import RandomForestClassifier
 
-from flows.cv import cv_flow
 from melflow.audio.io import read_audio, resample, to_mono
 from melflow.config import load_config
+from melflow.flows.cv import cv_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 US8K = ROOT.parent / "shared" / "datasets" / "us8k-folds12"

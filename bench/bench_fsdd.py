@@ -6,8 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from flows.pipeline import pipeline_flow
 from melflow.config import load_config
+from melflow.flows.pipeline import pipeline_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 FSDD = ROOT.parent / "shared" / "datasets" / "fsdd"

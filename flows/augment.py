@@ -7,7 +7,7 @@ from prefect import flow
 from melflow.augment.offline import AugmentResult
 from melflow.config import PipelineConfig
 from melflow.layout import StageRef
-from tasks.augment import augment_task
+from melflow.tasks.augment import augment_task
 
 
 @flow(name="augment", log_prints=False)

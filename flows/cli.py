@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from flows import stopping
-from flows.cli_models import models_app, predict
-from flows.cli_sweep import register_sweep, sweep
-from flows.console import (
+from melflow.config import list_profiles
+from melflow.flows import stopping
+from melflow.flows.cli_models import models_app, predict
+from melflow.flows.cli_sweep import register_sweep, sweep
+from melflow.flows.console import (
     DaskOpt,
     JsonOpt,
     NoWaitOpt,
@@ -28,10 +29,9 @@ from flows.console import (
     quiet_runtime,
     run_quietly,
 )
-from melflow.config import list_profiles
 
 if TYPE_CHECKING:  # the pipeline imports torch and MLflow: keep `melflow --help` instant
-    from flows.pipeline import Stage
+    from melflow.flows.pipeline import Stage
 
 app = typer.Typer(
     name="melflow",
@@ -66,7 +66,7 @@ def _root(
 
 
 def _print_summary(summary: object) -> None:
-    from flows.summary import PipelineSummary
+    from melflow.flows.summary import PipelineSummary
 
     assert isinstance(summary, PipelineSummary)
     table = Table(title="melflow run summary", show_lines=False)
@@ -80,7 +80,7 @@ def _print_summary(summary: object) -> None:
 
 
 def _print_next_steps(summary: object, profile: str) -> None:
-    from flows.summary import PipelineSummary
+    from melflow.flows.summary import PipelineSummary
 
     assert isinstance(summary, PipelineSummary)
     uri = next(s.output for s in summary.stages if s.stage == "register")  # the tracking URI
@@ -101,8 +101,8 @@ def _run_until(
     no_wait: bool = False,
 ) -> None:
     cfg = config_for_work(profile, sets, dask_address, registry=False)
-    from flows.orchestration import run_flow
-    from flows.pipeline import pipeline_flow
+    from melflow.flows.orchestration import run_flow
+    from melflow.flows.pipeline import pipeline_flow
 
     summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, until=stage, wait=not no_wait))
     _print_summary(summary)
@@ -186,13 +186,13 @@ def run(
 ) -> None:
     """The whole pipeline: ingest, extract, augment, train, evaluate, register + gated promotion."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
-    from flows.fastpath import cached_summary
+    from melflow.flows.fastpath import cached_summary
 
     with melflow_errors():
         summary = cached_summary(cfg)  # everything done: no Prefect, Dask or MLflow
     if summary is None:
-        from flows.orchestration import run_flow
-        from flows.pipeline import pipeline_flow
+        from melflow.flows.orchestration import run_flow
+        from melflow.flows.pipeline import pipeline_flow
 
         summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, wait=not no_wait))
     _print_summary(summary)
@@ -208,7 +208,7 @@ def cv(
 ) -> None:
     """Cross-validate (cv.*): train and test every fold, print per-fold and mean +- std scores."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
-    from flows.cv import cv_flow
+    from melflow.flows.cv import cv_flow
 
     summary = run_quietly(lambda: cv_flow(cfg))
     result = summary.result
@@ -264,8 +264,8 @@ def retrain(
 ) -> None:
     """Retrain if the corpus changed: new clips only, then train, evaluate, promote if better."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
-    from flows.orchestration import run_flow
-    from flows.retrain import retrain_flow
+    from melflow.flows.orchestration import run_flow
+    from melflow.flows.retrain import retrain_flow
 
     result = run_quietly(lambda: run_flow(retrain_flow, cfg, wait=not no_wait))
     if result.pipeline is None:
@@ -279,7 +279,7 @@ def retrain(
 def status(profile: ProfileOpt = "default", sets: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Which stages are complete, partial (k of n batches), stale or missing; the champion."""
     cfg = config_from_cli(profile, sets)
-    from flows.status import pipeline_status
+    from melflow.flows.status import pipeline_status
 
     with melflow_errors():
         rows = pipeline_status(cfg)
@@ -323,7 +323,7 @@ def schedule(
 ) -> None:
     """Serve the pipeline or retrain flow on a schedule against the Prefect API (blocks)."""
     if list_:
-        from flows.deployments import list_schedules
+        from melflow.flows.deployments import list_schedules
 
         table = Table(title="melflow deployments")
         table.add_column("deployment", no_wrap=True)
@@ -336,7 +336,7 @@ def schedule(
         console.print(table)
         return
     if remove:
-        from flows.deployments import remove_schedule
+        from melflow.flows.deployments import remove_schedule
 
         if not remove_schedule(remove):
             fail(f"no deployment named {remove!r}; see `melflow schedule --list`")
@@ -348,7 +348,7 @@ def schedule(
         fail("give exactly one of --cron or --interval (or --list / --remove)")
     _check_cron(cron)
     config_from_cli(profile, sets)  # validate now, not at 3 a.m.
-    from flows.deployments import ScheduleSpec, serve_schedules
+    from melflow.flows.deployments import ScheduleSpec, serve_schedules
 
     spec = ScheduleSpec(flow_name, profile, tuple(sets or ()), cron, interval)  # type: ignore[arg-type]
     console.print(

@@ -1,6 +1,6 @@
 """``melflow models list|show|compare|promote`` and ``melflow predict``.
 
-``models_app`` is mounted by :mod:`flows.cli` as ``models``; :func:`predict` as ``predict``.
+``models_app`` is mounted by :mod:`melflow.flows.cli` as ``models``; :func:`predict` as ``predict``.
 MLflow is imported inside the commands, so ``melflow --help`` stays fast.
 """
 
@@ -14,7 +14,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.console import (
+from melflow.config import PipelineConfig
+from melflow.flows.console import (
     JsonOpt,
     ProfileOpt,
     SetOpt,
@@ -26,7 +27,6 @@ from flows.console import (
     print_json,
     progress_display,
 )
-from melflow.config import PipelineConfig
 
 models_app = typer.Typer(
     help="Registered models: list, show, compare, promote.",
@@ -231,7 +231,7 @@ def predict(
         summarize,
         write_predictions,
     )
-    from tasks.progress import reporter
+    from melflow.tasks.progress import reporter
 
     cfg = registry_config(profile, sets)
     with melflow_errors():

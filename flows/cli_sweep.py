@@ -1,6 +1,6 @@
 """``melflow sweep`` and ``melflow models register-sweep``.
 
-Mounted by :mod:`flows.cli`; torch, Prefect and MLflow are imported inside the commands,
+Mounted by :mod:`melflow.flows.cli`; torch, Prefect and MLflow are imported inside the commands,
 so ``melflow --help`` stays fast.
 """
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.console import (
+from melflow.flows.console import (
     DaskOpt,
     ProfileOpt,
     SetOpt,
@@ -95,8 +95,8 @@ def sweep(
 ) -> None:
     """Train every combination of a grid; table, CSV/JSON, accuracy-vs-latency plot, MLflow."""
     cfg = config_from_cli(profile, sets, dask_address)
-    from flows.preflight import check_for_work
-    from flows.sweep import sweep_flow
+    from melflow.flows.preflight import check_for_work
+    from melflow.flows.sweep import sweep_flow
     from melflow.sweep.grid import axes_from, grid_points
 
     with melflow_errors():  # a bad grid or data folder stops here, before any work
@@ -127,8 +127,8 @@ def register_sweep(
 ) -> None:
     """Train a sweep point as `melflow run` would, register it, promote it only through the gate."""
     cfg = config_from_cli(profile, sets)
-    from flows.pipeline import pipeline_flow
-    from flows.sweep import sweeps_root
+    from melflow.flows.pipeline import pipeline_flow
+    from melflow.flows.sweep import sweeps_root
     from melflow.sweep.run import find_point
 
     with melflow_errors():

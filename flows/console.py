@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from flows import stopping
 from melflow import secrets
 from melflow.config import PipelineConfig, load_config
 from melflow.errors import MelflowError
+from melflow.flows import stopping
 
 console = Console()
 err_console = Console(stderr=True)
@@ -93,9 +93,10 @@ def config_from_cli(
 def config_for_work(
     profile: str, sets: list[str] | None, dask_address: str | None = None, *, registry: bool
 ) -> PipelineConfig:
-    """:func:`config_from_cli` plus the checks of :mod:`flows.preflight` (data folder, corpus
-    root, Dask scheduler, MLflow server when ``registry``), all before any server starts."""
-    from flows.preflight import check_for_work
+    """:func:`config_from_cli` plus the checks of :mod:`melflow.flows.preflight` (data
+    folder, corpus root, Dask scheduler, MLflow server when ``registry``), all before any
+    server starts."""
+    from melflow.flows.preflight import check_for_work
 
     cfg = config_from_cli(profile, sets, dask_address)
     try:
@@ -107,7 +108,7 @@ def config_for_work(
 
 def check_registry(cfg: PipelineConfig) -> None:
     """A configured MLflow server answers (one error line within seconds if not)."""
-    from flows.preflight import check_tracking, configured_tracking_uri
+    from melflow.flows.preflight import check_tracking, configured_tracking_uri
 
     try:
         check_tracking(configured_tracking_uri(cfg))
@@ -131,12 +132,12 @@ def print_json(data: Any) -> None:
 
 @contextmanager
 def progress_display() -> Iterator[None]:
-    """Progress of the stages, fed by tasks through :mod:`tasks.progress`.
+    """Progress of the stages, fed by tasks through :mod:`melflow.tasks.progress`.
 
     On a terminal: a rich bar per stage. Otherwise (logs, pipes, CI) plain lines on stderr:
     every 10 % of a stage, and every note (one per training epoch).
     """
-    from tasks.progress import set_sink
+    from melflow.tasks.progress import set_sink
 
     if not err_console.is_terminal:
         lines = _LineSink()

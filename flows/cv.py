@@ -13,18 +13,18 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow
 
-from flows.pipeline import pipeline_flow
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.cv import CvResult, FoldResult, make_folds, run_cv
 from melflow.digest import digest_of
+from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.layout import Layout, StageRef
 from melflow.manifest import manifest_digest, write_manifest
 from melflow.registry import log_cv
 from melflow.runlock import run_lock
-from tasks.augment import augment_task
-from tasks.progress import note, reporter
+from melflow.tasks.augment import augment_task
+from melflow.tasks.progress import note, reporter
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from prefect.client.orchestration import get_client
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 
-from flows.pipeline import pipeline_flow
-from flows.retrain import retrain_flow
 from melflow.config import load_config
+from melflow.flows.pipeline import pipeline_flow
+from melflow.flows.retrain import retrain_flow
 
 FlowName = Literal["pipeline", "retrain"]
 

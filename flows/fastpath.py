@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.summary import PipelineSummary, fmt
 from melflow import storage
 from melflow.config import PipelineConfig
 from melflow.errors import RunLockedError
+from melflow.flows.summary import PipelineSummary, fmt
 from melflow.layout import Layout
 
 REGISTERED = "registered.json"

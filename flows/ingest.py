@@ -6,7 +6,7 @@ from prefect import flow
 
 from melflow.config import PipelineConfig
 from melflow.ingest import IngestResult
-from tasks.ingest import ingest_task
+from melflow.tasks.ingest import ingest_task
 
 
 @flow(name="ingest", log_prints=False)

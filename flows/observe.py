@@ -27,7 +27,7 @@ from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 
 if TYPE_CHECKING:
-    from flows.pipeline import PipelineSummary
+    from melflow.flows.pipeline import PipelineSummary
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -14,15 +14,15 @@ from prefect import Task, flow
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
 
-from flows.fastpath import save_registration
-from flows.orchestration import call
-from flows.summary import PipelineSummary, fmt
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
 from melflow.features.extract import EXTRACT
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
+from melflow.flows.fastpath import save_registration
+from melflow.flows.orchestration import call
+from melflow.flows.summary import PipelineSummary, fmt
 from melflow.ingest import IngestResult
 from melflow.layout import Layout
 from melflow.registry import PromotionDecision, champion_info, tracking_uri
@@ -35,16 +35,16 @@ from melflow.runs import (
     finished_training,
     plan_stages,
 )
+from melflow.tasks.augment import augment_task
+from melflow.tasks.caching import persisted_results, with_results
+from melflow.tasks.cluster import shared_cluster
+from melflow.tasks.evaluate import evaluate_task
+from melflow.tasks.extract import extract_task
+from melflow.tasks.ingest import ingest_task
+from melflow.tasks.progress import note
+from melflow.tasks.registry import promote_task, register_task
+from melflow.tasks.train import train_task
 from melflow.training.loop import TrainResult
-from tasks.augment import augment_task
-from tasks.caching import persisted_results, with_results
-from tasks.cluster import shared_cluster
-from tasks.evaluate import evaluate_task
-from tasks.extract import extract_task
-from tasks.ingest import ingest_task
-from tasks.progress import note
-from tasks.registry import promote_task, register_task
-from tasks.train import train_task
 
 Stage = Literal["ingest", "extract", "augment", "train", "evaluate", "register"]
 STAGES: tuple[Stage, ...] = ("ingest", "extract", "augment", "train", "evaluate", "register")

@@ -9,7 +9,7 @@ from prefect import flow
 from melflow.config import PipelineConfig
 from melflow.predict import DEFAULT_BATCH_SIZE
 from melflow.registry import CHAMPION
-from tasks.registry import predict_task
+from melflow.tasks.registry import predict_task
 
 
 @flow(name="predict")

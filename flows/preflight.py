@@ -141,7 +141,7 @@ def configured_tracking_uri(cfg: PipelineConfig) -> str:
 
 def check_for_work(cfg: PipelineConfig, *, registry: bool) -> None:
     """Everything a stage command needs before it starts Prefect, Dask or MLflow."""
-    from flows.orchestration import mode
+    from melflow.flows.orchestration import mode
 
     mode()
     check_corpus_root(cfg)

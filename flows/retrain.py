@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from prefect import flow
 
-from flows.orchestration import call
-from flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.config import PipelineConfig
+from melflow.flows.orchestration import call
+from melflow.flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.manifest import CorpusChanges, corpus_changes
 from melflow.runlock import run_lock
-from tasks.progress import note
+from melflow.tasks.progress import note
 
 
 @dataclass

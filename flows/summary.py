@@ -1,6 +1,6 @@
 """The run summary: one row per stage (cached or computed, seconds, numbers, output).
 
-Its own module so that the fast path (:mod:`flows.fastpath`) builds one without loading
+Its own module so that the fast path (:mod:`melflow.flows.fastpath`) builds one without loading
 the pipeline, Prefect or MLflow.
 """
 

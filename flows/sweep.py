@@ -13,24 +13,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.cv import augment_every_clip
-from flows.observe import melflow_flow, observed_run
-from flows.pipeline import pipeline_flow
 from melflow import storage
 from melflow.augment.offline import augment_store_digest
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.errors import ConfigError
 from melflow.features.extract import feature_store_digest
+from melflow.flows.cv import augment_every_clip
+from melflow.flows.observe import melflow_flow, observed_run
+from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import IngestResult, latest_manifest, load_manifest
 from melflow.registry import log_sweep
 from melflow.sweep.folds import has_folds, sweep_folds
 from melflow.sweep.grid import Point, axes_from, grid_points
 from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
 from melflow.sweep.table import SweepFiles, results_frame, write_results
-from tasks.augment import augment_task
-from tasks.progress import reporter
-from tasks.sweep import sweep_point_task
+from melflow.tasks.augment import augment_task
+from melflow.tasks.progress import reporter
+from melflow.tasks.sweep import sweep_point_task
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """``python -m melflow``: the same command line as the ``melflow`` script."""
 
-from flows.cli import main
+from melflow.flows.cli import main
 
 main()

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from melflow.augment.offline import AUGMENT
-from tasks.stores import store_task
+from melflow.tasks.stores import store_task
 
 augment_task = store_task(AUGMENT)

@@ -8,7 +8,7 @@ from melflow.config import PipelineConfig
 from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.runs import Evaluation, evaluate_into, finished_evaluation
-from tasks.caching import keyed_by
+from melflow.tasks.caching import keyed_by
 
 
 def _eval_key(

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from melflow.features.extract import EXTRACT
-from tasks.stores import store_task
+from melflow.tasks.stores import store_task
 
 extract_task = store_task(EXTRACT)

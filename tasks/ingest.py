@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from melflow.config import PipelineConfig
 from melflow.ingest import IngestResult, ingest_corpus
-from tasks.caching import transient_only
-from tasks.progress import reporter
+from melflow.tasks.caching import transient_only
+from melflow.tasks.progress import reporter
 
 
 @task(

@@ -30,7 +30,7 @@ from melflow.registry import (
     show,
 )
 from melflow.runs import rescore_champion
-from tasks.progress import reporter
+from melflow.tasks.progress import reporter
 
 
 def read_table(path: str, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -15,9 +15,9 @@ from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
 from melflow.layout import StageRef
 from melflow.manifest import read_manifest
-from tasks.caching import keyed_by, transient_only
-from tasks.cluster import cluster_client
-from tasks.progress import reporter
+from melflow.tasks.caching import keyed_by, transient_only
+from melflow.tasks.cluster import cluster_client
+from melflow.tasks.progress import reporter
 
 
 def store_key(stage: StoreStage) -> Any:

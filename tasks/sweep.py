@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from melflow.sweep.grid import Point
 from melflow.sweep.run import Fold, PointResult, run_point, train_test_fold
-from tasks.caching import transient_only
+from melflow.tasks.caching import transient_only
 
 
 @task(

@@ -11,9 +11,9 @@ from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.models.bundle import load_bundle
 from melflow.runs import finished_training, save_training
+from melflow.tasks.caching import keyed_by, transient_only
+from melflow.tasks.progress import note, reporter
 from melflow.training.loop import TrainResult, train_model
-from tasks.caching import keyed_by, transient_only
-from tasks.progress import note, reporter
 
 
 def epoch_line(row: dict[str, Any], *, epochs: int) -> str:

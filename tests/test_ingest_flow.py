@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-import tasks.ingest as ingest_tasks
-from flows.ingest import ingest_flow
+import melflow.tasks.ingest as ingest_tasks
 from melflow.config import PipelineConfig
 from melflow.errors import ConfigError
+from melflow.flows.ingest import ingest_flow
 from melflow.ingest import IngestResult, latest_manifest
 
 pytestmark = pytest.mark.integration

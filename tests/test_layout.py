@@ -87,7 +87,7 @@ def test_storage_settings_change_no_digest_but_feature_settings_do(tmp_path: Pat
 
 
 def test_read_only_commands_create_nothing_on_a_missing_data_folder(tmp_path: Path) -> None:
-    from flows.status import pipeline_status
+    from melflow.flows.status import pipeline_status
     from melflow.registry import champion_info, list_versions
 
     cfg = small_config(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +40,23 @@ def test_the_wheel_ships_the_profiles(wheel: Path) -> None:
     shipped = {p.name for p in (REPO / "pipeline_config").glob("*.yaml")}
     assert {f"melflow/pipeline_config/{name}" for name in shipped} <= names
     assert "melflow/py.typed" in names and "melflow/__main__.py" in names
+    assert {"melflow/flows/cli.py", "melflow/tasks/progress.py"} <= names
+    assert {name.split("/")[0] for name in names} == {
+        "melflow",
+        wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
+    }
     assert not any("__pycache__" in name for name in names)
+
+
+def test_code_imports_flows_and_tasks_by_their_installed_names() -> None:
+    """``flows.x`` and ``melflow.flows.x`` would be two modules with two sets of globals."""
+    offenders = []
+    for folder in ("melflow", "flows", "tasks", "tests", "bench"):
+        for path in (REPO / folder).rglob("*.py"):
+            for line in path.read_text().splitlines():
+                if re.match(r"\s*(from|import) (flows|tasks)\b", line):
+                    offenders.append(f"{path.relative_to(REPO)}: {line.strip()}")
+    assert offenders == []
 
 
 def test_an_installed_melflow_finds_its_profiles(wheel: Path, tmp_path: Path) -> None:
@@ -47,7 +64,7 @@ def test_an_installed_melflow_finds_its_profiles(wheel: Path, tmp_path: Path) ->
     zipfile.ZipFile(wheel).extractall(site)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    probe = "from melflow.config import list_profiles, load_config; "
+    probe = "import melflow.flows.cli; from melflow.config import list_profiles, load_config; "
     probe += "print(*list_profiles()); print(load_config('small').name)"
     result = subprocess.run(
         [sys.executable, "-c", probe],

@@ -175,8 +175,8 @@ def test_predict_files_batches_in_order_and_summarizes(
 def test_predict_task_writes_csv_with_error_row(
     cfg: PipelineConfig, registered: str, folder: Path, tmp_path: Path
 ) -> None:
-    from tasks.progress import set_sink
-    from tasks.registry import predict_task
+    from melflow.tasks.progress import set_sink
+    from melflow.tasks.registry import predict_task
 
     seen: list[tuple[str, int, int]] = []
     set_sink(lambda stage, done, total: seen.append((stage, done, total)))
@@ -199,7 +199,7 @@ def test_predict_task_writes_csv_with_error_row(
 
 
 def _predict_app() -> typer.Typer:
-    from flows.cli_models import predict
+    from melflow.flows.cli_models import predict
 
     app = typer.Typer()
     app.command()(predict)

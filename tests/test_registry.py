@@ -20,10 +20,10 @@ from conftest import small_config, tone
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from flows.cli_models import models_app
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
 from melflow.evaluation.metrics import classification_report
+from melflow.flows.cli_models import models_app
 from melflow.models import load_bundle, predict_waveforms
 from melflow.registry import (
     CHALLENGER,

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from conftest import manifest_for, small_config
 
-from flows.augment import augment_flow
 from melflow.augment.offline import AugmentResult, augmented_store_url
 from melflow.config import PipelineConfig
 from melflow.features.store import RowStore
+from melflow.flows.augment import augment_flow
 from melflow.layout import StageRef
 from melflow.manifest import manifest_digest, write_manifest
-from tasks.augment import augment_task
+from melflow.tasks.augment import augment_task
 
 pytestmark = pytest.mark.integration
 

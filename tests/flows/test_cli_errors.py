@@ -15,7 +15,7 @@ import soundfile as sf
 from conftest import small_config, tone
 from typer.testing import CliRunner
 
-from flows.cli import app, hoist_verbose
+from melflow.flows.cli import app, hoist_verbose
 from melflow.ingest import ingest_corpus, load_manifest
 
 

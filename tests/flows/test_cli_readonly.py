@@ -12,7 +12,7 @@ from conftest import small_config, tone
 
 PROBE = """
 import importlib, sys
-cli = importlib.import_module("flows.cli")
+cli = importlib.import_module("melflow.flows.cli")
 sys.argv = ["melflow", *sys.argv[1:]]
 try:
     cli.main()

@@ -26,7 +26,7 @@ def _run(root: Path, home: Path) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "melflow.flows.cli",
             "run",
             "-p",
             "small",

@@ -10,8 +10,8 @@ import pytest
 from conftest import small_config
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.cv import cv_flow
+from melflow.flows.cli import app
+from melflow.flows.cv import cv_flow
 from melflow.registry import CV_FOLD_TAG, list_versions, tracking_uri
 
 pytestmark = pytest.mark.integration

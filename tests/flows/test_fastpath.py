@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import small_config
 
-from flows.fastpath import save_registration, saved_registration
+from melflow.flows.fastpath import save_registration, saved_registration
 
 PROBE = """
 import importlib, sys
-cli = importlib.import_module("flows.cli")
+cli = importlib.import_module("melflow.flows.cli")
 sys.argv = ["melflow", *sys.argv[1:]]
 try:
     cli.main()

@@ -14,15 +14,15 @@ from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
-from flows.observe import (
+from melflow.config import PipelineConfig
+from melflow.digest import digest_of
+from melflow.flows.observe import (
     artifact_key,
     config_parameter,
     melflow_flow,
     melflow_logs_to_prefect,
     observed_run,
 )
-from melflow.config import PipelineConfig
-from melflow.digest import digest_of
 
 log = logging.getLogger("melflow.tests.observe")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import small_config
 
-from flows.orchestration import MODE_ENV, orchestrated
 from melflow.errors import ConfigError
+from melflow.flows.orchestration import MODE_ENV, orchestrated
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import small_config
 
-from flows.pipeline import STAGES, pipeline_flow
-from flows.retrain import retrain_flow
-from flows.status import pipeline_status
 from melflow.demo_corpus import generate_demo_corpus
 from melflow.evaluation.evaluate import evaluate_bundle
+from melflow.flows.pipeline import STAGES, pipeline_flow
+from melflow.flows.retrain import retrain_flow
+from melflow.flows.status import pipeline_status
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.registry import download_bundle, list_versions, show
 

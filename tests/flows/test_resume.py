@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import small_config
 
-from flows.pipeline import pipeline_flow
+from melflow.flows.pipeline import pipeline_flow
 from melflow.registry import show
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def test_sigkill_during_training_resumes_to_the_same_champion(
     cmd = [
         sys.executable,
         "-m",
-        "flows.cli",
+        "melflow.flows.cli",
         "run",
         "-p",
         "small",

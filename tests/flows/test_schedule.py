@@ -16,7 +16,7 @@ from melflow.demo_corpus import generate_demo_corpus
 from melflow.registry import show
 
 pytestmark = pytest.mark.integration
-MELFLOW = [sys.executable, "-m", "flows.cli"]
+MELFLOW = [sys.executable, "-m", "melflow.flows.cli"]
 DEPLOYMENT = "scheduled-pipeline/pipeline-small"
 
 

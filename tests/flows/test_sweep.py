@@ -17,9 +17,9 @@ from conftest import small_config
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.sweep import SweepRun, sweep_flow, sweeps_root
 from melflow.config import PipelineConfig
+from melflow.flows.cli import app
+from melflow.flows.sweep import SweepRun, sweep_flow, sweeps_root
 from melflow.registry import list_versions, show, tracking_uri
 from melflow.sweep.run import POINT_FILE
 from melflow.sweep.table import DETERMINISTIC_COLUMNS
@@ -133,7 +133,7 @@ def test_sigkill_after_the_second_point_resumes_the_rest(
     tmp_path: Path, uninterrupted: SweepRun, prefect_harness: None
 ) -> None:
     cfg = _config(tmp_path)
-    cmd = [sys.executable, "-m", "flows.cli", "sweep", "-p", "small"]
+    cmd = [sys.executable, "-m", "melflow.flows.cli", "sweep", "-p", "small"]
     for override in (f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"):
         cmd += ["-s", override]
     for item in SETTINGS:

@@ -113,7 +113,7 @@ def test_register_gate_and_load_the_champion_through_the_server(
     np.testing.assert_allclose(got[[f"prob_{c}" for c in CLASSES]].to_numpy(), expected, atol=1e-5)
 
     listed = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "models", "list", "-p", "small",
+        [sys.executable, "-m", "melflow.flows.cli", "models", "list", "-p", "small",
          "-s", f"paths.data_dir={tmp_path / 'data'}"],
         env={**os.environ, "MLFLOW_TRACKING_URI": server.uri, "COLUMNS": "200"},
         cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120,

@@ -39,7 +39,7 @@ class World:
     printed: list[str]
 
     def melflow(self, *args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "flows.cli", *args]
+        argv = [sys.executable, "-m", "melflow.flows.cli", *args]
         done = subprocess.run(
             argv, env=self.env, cwd=REPO, capture_output=True, text=True, timeout=600
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-from tasks.caching import keyed_task
+from melflow.tasks.caching import keyed_task
 
 calls: list[str] = []
 
