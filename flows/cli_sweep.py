@@ -128,11 +128,11 @@ def register_sweep(
     """Train a sweep point as `melflow run` would, register it, promote it only through the gate."""
     cfg = config_from_cli(profile, sets)
     from melflow.flows.pipeline import pipeline_flow
-    from melflow.flows.sweep import sweeps_root
+    from melflow.layout import Layout
     from melflow.sweep.run import find_point
 
     with melflow_errors():
-        found = find_point(str(sweeps_root(cfg) / "points"), point)
+        found = find_point(str(Layout.of(cfg).sweeps() / "points"), point)
     point_cfg = config_for_work(profile, [*(sets or []), *found.overrides], registry=True)
     summary = run_quietly(lambda: pipeline_flow(point_cfg))
     decision = summary.decision

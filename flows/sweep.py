@@ -1,35 +1,35 @@
 """The sweep flow: prepare the data once, then train, score and cost every grid point.
 
 Every point reads the same manifest, feature store and augmented store (a grid varies
-``train.*`` only). Points are content-addressed folders under ``<data_dir>/sweeps/points``;
-a finished point is read back, so a killed sweep reruns only what had not finished.
+``train.*`` only). Points are content-addressed folders under the data folder's
+``sweeps/points`` (see :class:`~melflow.layout.Layout`); a finished point is read back, so
+a killed sweep reruns only what had not finished.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
-from melflow import storage
-from melflow.augment.offline import augment_store_digest
+from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
-from melflow.errors import ConfigError
-from melflow.features.extract import feature_store_digest
+from melflow.features.extract import EXTRACT
 from melflow.flows.cv import augment_every_clip
 from melflow.flows.observe import melflow_flow, observed_run
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import IngestResult, latest_manifest, load_manifest
+from melflow.layout import Layout
 from melflow.registry import log_sweep
+from melflow.runlock import run_lock
 from melflow.sweep.folds import has_folds, sweep_folds
 from melflow.sweep.grid import Point, axes_from, grid_points
 from melflow.sweep.run import Fold, PointResult, finished_point, point_digest
 from melflow.sweep.table import SweepFiles, results_frame, write_results
 from melflow.tasks.augment import augment_task
-from melflow.tasks.progress import reporter
+from melflow.tasks.progress import note, reporter
 from melflow.tasks.sweep import sweep_point_task
 
 
@@ -44,13 +44,6 @@ class SweepRun:
     run_id: str
     computed: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
-
-
-def sweeps_root(cfg: PipelineConfig) -> Path:
-    """``<data_dir>/sweeps``: points and sweep tables (training needs a local folder)."""
-    if storage.is_url(cfg.paths.data_dir):
-        raise ConfigError("melflow sweep needs a local paths.data_dir (training runs locally)")
-    return Path(cfg.paths.data_dir, "sweeps")
 
 
 def _uses_augmented(cfg: PipelineConfig) -> bool:
@@ -77,9 +70,10 @@ def sweep_flow(cfg: PipelineConfig, grid: list[str]) -> SweepRun:
     """Prepare the data (cached stages), then run every point not finished before.
 
     ``grid`` holds ``train.FIELD=V1,V2`` options; empty means the profile's ``sweep.grid``.
+    Holds the data folder's run lock throughout, like the pipeline.
     """
     points = grid_points(cfg, axes_from(cfg, grid))
-    with observed_run(cfg, "sweep"):
+    with observed_run(cfg, "sweep"), run_lock(cfg, on_wait=lambda m: note("run", m)):
         return _sweep(cfg, points)
 
 
@@ -103,15 +97,14 @@ def _prepare(cfg: PipelineConfig, points: list[Point]) -> _Data:
     data_cfg = next((p.cfg for p in points if _uses_augmented(p.cfg)), cfg)
     augmented = _augmented(data_cfg, ingested, manifest, cv=has_folds(cfg, manifest))
     digest = digest_of(
-        feature_store_digest(cfg),
-        ingested.manifest_digest,
-        augment_store_digest(data_cfg) if augmented else None,
+        EXTRACT.ref(cfg, ingested.manifest_digest).digest,
+        AUGMENT.ref(data_cfg, ingested.manifest_digest).digest if augmented else None,
     )
     return _Data(ingested, sweep_folds(cfg, manifest), augmented, digest)
 
 
 def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
-    root = sweeps_root(cfg)
+    root = Layout.of(cfg).sweeps()
     data = _prepare(cfg, points)
     progress = reporter("sweep")
     digests = [point_digest(p.cfg, data_digest=data.digest, folds=data.folds) for p in points]

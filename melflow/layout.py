@@ -11,12 +11,14 @@ Layout of ``<data_dir>`` (a local folder or an fsspec URL)::
     runs/<train digest>/                    checkpoints, bundle/, train-result.json
     runs/<train digest>/eval-<split>/       evaluation report, predictions, figures
     runs/_champion/<bundle digest>/         the champion's bundle, to fine-tune from
+    sweeps/points/<point digest>/           a sweep point: its folds' runs, point.json
+    sweeps/<sweep digest>/                  a sweep's table (CSV, JSON) and plot
     mlflow.db, mlartifacts/                 the default MLflow store
     prefect-results/                        Prefect's persisted task results (local)
     locks/                                  the run lock (and store locks when local)
     tmp/                                    scratch folders of a run
 
-Runs, locks and scratch folders need a local file system: for a URL data folder they live
+Runs, sweeps, locks and scratch folders need a local file system: for a URL data folder they live
 in a per-user cache folder named after the URL (:attr:`Layout.local_root`), never under a
 fixed name in the shared temp directory.
 
@@ -135,6 +137,10 @@ class Layout:
     def champion_dir(self, bundle_digest: str) -> str:
         """Where the champion's bundle is downloaded to fine-tune from."""
         return str(self.local_root / "runs" / "_champion" / bundle_digest)
+
+    def sweeps(self) -> Path:
+        """Sweep points and tables (``melflow sweep``; points train, so they are local)."""
+        return self.local_root / "sweeps"
 
     def locks(self) -> Path:
         return self.local_root / "locks"

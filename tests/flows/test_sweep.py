@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from melflow.config import PipelineConfig
 from melflow.flows.cli import app
-from melflow.flows.sweep import SweepRun, sweep_flow, sweeps_root
+from melflow.flows.sweep import SweepRun, sweep_flow
+from melflow.layout import Layout
 from melflow.registry import list_versions, show, tracking_uri
 from melflow.sweep.run import POINT_FILE
 from melflow.sweep.table import DETERMINISTIC_COLUMNS
@@ -124,7 +125,7 @@ def test_a_promoted_point_goes_through_the_gate(clean_root: Path, uninterrupted:
     assert f"point {point}" in result.output and "now champion" in result.output
     champion = show(cfg=cfg, ref="champion")
     assert champion.version == "1"
-    params = MlflowClient(tracking_uri=tracking_uri(cfg)).get_run(champion["run_id"]).data.params
+    params = MlflowClient(tracking_uri=tracking_uri(cfg)).get_run(champion.run_id).data.params
     assert (params["train.model.arch"], params["train.model.channels"]) == ("vgg", "[8, 16]")
 
 
@@ -147,7 +148,7 @@ def test_sigkill_after_the_second_point_resumes_the_rest(
         stderr=subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
     )
-    points = sweeps_root(cfg) / "points"
+    points = Layout.of(cfg).sweeps() / "points"
     deadline = time.monotonic() + 600
     while len(list(points.glob(f"*/{POINT_FILE}"))) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
