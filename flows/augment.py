@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import flow
-
 from melflow.augment.offline import AugmentResult
 from melflow.config import PipelineConfig
+from melflow.flows.observe import melflow_flow
 from melflow.layout import StageRef
 from melflow.tasks.augment import augment_task
 
 
-@flow(name="augment", log_prints=False)
+@melflow_flow(name="augment", flow_run_name="augment/{cfg.name}", log_prints=False)
 def augment_flow(cfg: PipelineConfig, manifest: StageRef) -> AugmentResult:
     """Augment every usable train clip of the manifest (incremental, resumable).
 

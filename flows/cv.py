@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow
 
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.cv import CvResult, FoldResult, make_folds, run_cv
 from melflow.digest import digest_of
+from melflow.flows.observe import melflow_flow
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.layout import Layout, StageRef
@@ -50,7 +50,7 @@ def augment_every_clip(cfg: PipelineConfig, manifest: pd.DataFrame) -> str | Non
     return augment_task(cfg, StageRef(digest, path)).store_url
 
 
-@flow(name="cv", log_prints=False)
+@melflow_flow(name="cv", flow_run_name="cv/{cfg.name}", log_prints=False)
 def cv_flow(cfg: PipelineConfig) -> CvSummary:
     """Cross-validate ``cfg`` with the folds of ``cfg.cv``; finished folds are read back.
 

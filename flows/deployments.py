@@ -23,7 +23,7 @@ from melflow.flows.retrain import retrain_flow
 FlowName = Literal["pipeline", "retrain"]
 
 
-@flow(name="scheduled-pipeline", log_prints=False)
+@flow(name="scheduled-pipeline", flow_run_name="scheduled/{profile}", log_prints=False)
 def scheduled_pipeline(
     profile: str = "default", overrides: list[str] | None = None
 ) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def scheduled_pipeline(
     return {"stages": [s.__dict__ for s in summary.stages]}
 
 
-@flow(name="scheduled-retrain", log_prints=False)
+@flow(name="scheduled-retrain", flow_run_name="scheduled-retrain/{profile}", log_prints=False)
 def scheduled_retrain(
     profile: str = "default", overrides: list[str] | None = None
 ) -> dict[str, Any]:

@@ -34,10 +34,21 @@ def _registry_of(cfg: PipelineConfig) -> dict[str, str]:
 
 
 def save_registration(
-    eval_dir: str, *, cfg: PipelineConfig, numbers: dict[str, Any], output: str
+    eval_dir: str,
+    *,
+    cfg: PipelineConfig,
+    numbers: dict[str, Any],
+    output: str,
+    links: dict[str, str] | None = None,
 ) -> None:
-    """Record that the evaluation in ``eval_dir`` is registered and the gate has decided."""
-    record = {"registry": _registry_of(cfg), "numbers": numbers, "output": output}
+    """Record that the evaluation in ``eval_dir`` is registered and the gate has decided
+    (``links``: the summary's, e.g. the report and the MLflow run)."""
+    record = {
+        "registry": _registry_of(cfg),
+        "numbers": numbers,
+        "output": output,
+        "links": links or {},
+    }
     storage.write_bytes_atomic(str(Path(eval_dir, REGISTERED)), json.dumps(record).encode())
 
 
@@ -106,6 +117,7 @@ def _from_markers(cfg: PipelineConfig) -> PipelineSummary | None:
     summary.add("train", True, 0.0, numbers, trained.bundle_dir)
     report = evaluated.report
     numbers = {"accuracy": fmt(report.get("accuracy")), "macro-F1": fmt(report.get("macro_f1"))}
-    summary.add("evaluate", True, 0.0, numbers, evaluated.report_path)
+    summary.add("evaluate", True, 0.0, numbers, evaluated.html_path or evaluated.report_path)
     summary.add("register", True, 0.0, registered["numbers"], registered["output"])
+    summary.links.update(registered.get("links", {}))
     return summary

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -27,11 +27,12 @@ from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 
 if TYPE_CHECKING:
-    from melflow.flows.pipeline import PipelineSummary
+    from melflow.flows.summary import PipelineSummary
 
 P = ParamSpec("P")
 R = TypeVar("R")
 MELFLOW_LOGGER = "melflow"
+PREFECT_RUN_TAG = "melflow.prefect.flow_run_id"  # MLflow run tag: the flow run that made it
 
 
 def config_parameter(cfg: PipelineConfig) -> dict[str, str]:
@@ -141,11 +142,9 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(
-    summary: PipelineSummary, *, title: str, links: Mapping[str, str] | None = None
-) -> str:
-    """The run summary as markdown: one table row per stage, then ``links`` (label -> URL
-    or path) and the promotion decision."""
+def summary_markdown(summary: PipelineSummary, *, title: str) -> str:
+    """The run summary as markdown: one table row per stage, then its links (label -> URL,
+    path or command) and the promotion decision."""
     lines = [
         f"# {title}",
         "",
@@ -158,7 +157,7 @@ def summary_markdown(
         cells = (row.stage, status, f"{row.seconds:.1f} s", numbers, row.output)
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines.append("")
-    for label, target in (links or {}).items():
+    for label, target in summary.links.items():
         shown = (
             f"[{target}]({target})" if target.startswith(("http://", "https://")) else f"`{target}`"
         )
@@ -168,16 +167,14 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def publish_summary(
-    summary: PipelineSummary, *, cfg: PipelineConfig, links: Mapping[str, str] | None = None
-) -> None:
+def publish_summary(summary: PipelineSummary, *, cfg: PipelineConfig) -> None:
     """Attach :func:`summary_markdown` to the current flow run as artifact ``run-<profile>``
     (nothing outside a flow run: a flow's function called directly records nowhere)."""
     if FlowRunContext.get() is None:
         return
     title = f"melflow run: {cfg.name}"
     create_markdown_artifact(
-        markdown=summary_markdown(summary, title=title, links=links),
+        markdown=summary_markdown(summary, title=title),
         key=artifact_key("run", cfg.name),
         description=title,
     )

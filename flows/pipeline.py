@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any, Literal, TypeVar, cast
 
-from prefect import Task, flow
+from prefect import Task
 from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
 
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
@@ -21,11 +22,20 @@ from melflow.features.extract import EXTRACT
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
 from melflow.flows.fastpath import save_registration
+from melflow.flows.observe import PREFECT_RUN_TAG, melflow_flow, observed_run, publish_summary
 from melflow.flows.orchestration import call
 from melflow.flows.summary import PipelineSummary, fmt
 from melflow.ingest import IngestResult
 from melflow.layout import Layout
-from melflow.registry import PromotionDecision, champion_info, tracking_uri
+from melflow.lineage import eval_set_digest
+from melflow.registry import (
+    DatasetInput,
+    PromotionDecision,
+    champion_info,
+    run_url,
+    tracking_uri,
+    ui_command,
+)
 from melflow.runlock import run_lock
 from melflow.runs import (
     Evaluation,
@@ -58,11 +68,14 @@ def run_task(
     and the seconds it took.
 
     ``done`` is the domain's answer (the stage's completion marker, read before the call):
-    a finished stage is never handed to Prefect, whose cached results would carry the
-    locations of the run that computed them.
+    a finished stage is never taken from Prefect, whose cached results would carry the
+    locations of the run that computed them. Under Prefect it still gets its task run,
+    which shows Cached (the body only reads the marker if the cache was cleared).
     """
     start = time.perf_counter()
     if done is not None:
+        if FlowRunContext.get() is not None:
+            with_results(task, cfg)(*args, return_state=True)
         return done, True, time.perf_counter() - start
     if FlowRunContext.get() is None:  # the flow's function called directly: no Prefect
         direct: T = task.fn(*args)
@@ -138,7 +151,9 @@ def _evaluate(
         "accuracy": fmt(result.report.get("accuracy")),
         "macro-F1": fmt(result.report.get("macro_f1")),
     }
-    summary.add("evaluate", cached, seconds, numbers, result.report_path)
+    summary.add("evaluate", cached, seconds, numbers, result.html_path or result.report_path)
+    if result.html_path:
+        summary.links["report"] = result.html_path
     return result
 
 
@@ -151,13 +166,34 @@ def _register(
     evaluated: Evaluation,
 ) -> PromotionDecision:
     start = time.perf_counter()
-    tags = {
+    lineage = {
+        "profile": cfg.name,
         "manifest_digest": ingested.manifest_digest,
         "feature_store": Layout.of(cfg).relative(plan.features.location),
+        "feature_digest": plan.features.digest,
         "train_digest": plan.train.digest,
-        "profile": cfg.name,
     }
-    artifacts = [*evaluated.figures.values(), evaluated.report_path, ingested.report_path]
+    inputs = [
+        DatasetInput("manifest", plan.manifest.digest, plan.manifest.location, "training"),
+        DatasetInput("features", plan.features.digest, plan.features.location, "training"),
+        DatasetInput(
+            "test-split",
+            eval_set_digest(evaluated.predictions()),
+            plan.manifest.location,
+            "test",
+        ),
+    ]
+    if plan.augmented is not None:
+        lineage["augmented_store"] = Layout.of(cfg).relative(plan.augmented.location)
+        augmented = plan.augmented
+        inputs.append(DatasetInput("augmented", augmented.digest, augmented.location, "training"))
+    run_id = flow_run.get_id()
+    artifacts = [
+        *evaluated.figures.values(),
+        evaluated.report_path,
+        *([evaluated.html_path] if evaluated.html_path else []),
+        ingested.report_path,
+    ]
     registered = call(
         register_task,
         cfg,
@@ -165,9 +201,17 @@ def _register(
         trained.history,
         evaluated.report,
         artifacts,
-        tags,
+        {PREFECT_RUN_TAG: run_id} if run_id else {},
         evaluated.predictions_path,
+        lineage,
+        inputs,
     )
+    summary.links["MLflow run"] = run_url(
+        cfg, experiment_id=registered.experiment_id, run_id=registered.run_id
+    )
+    command = ui_command(cfg)
+    if command:
+        summary.links["MLflow UI"] = command
     decision = call(promote_task, cfg, registered.version, plan.manifest)
     numbers = {
         "version": registered.version,
@@ -176,7 +220,9 @@ def _register(
     }
     output = tracking_uri(cfg)
     summary.add("register", registered.existing, time.perf_counter() - start, numbers, output)
-    save_registration(plan.evaluate.location, cfg=cfg, numbers=numbers, output=output)
+    save_registration(
+        plan.evaluate.location, cfg=cfg, numbers=numbers, output=output, links=summary.links
+    )
     return decision
 
 
@@ -184,7 +230,7 @@ def _waiting(message: str) -> None:
     note("run", message)
 
 
-@flow(name="pipeline", log_prints=False)
+@melflow_flow(name="pipeline", flow_run_name="run/{cfg.name}", log_prints=False)
 def pipeline_flow(
     cfg: PipelineConfig, until: Stage = "register", wait: bool = True
 ) -> PipelineSummary:
@@ -195,9 +241,14 @@ def pipeline_flow(
     """
     summary = PipelineSummary()
     wanted = STAGES[: STAGES.index(until) + 1]
-    with run_lock(cfg, wait=wait, on_wait=_waiting), persisted_results(cfg):
+    with (
+        observed_run(cfg, until),
+        run_lock(cfg, wait=wait, on_wait=_waiting),
+        persisted_results(cfg),
+    ):
         ingested = _ingest(cfg, summary)
         if len(wanted) == 1:
+            publish_summary(summary, cfg=cfg)
             return summary
         plan = plan_run(cfg, ingested)
         # The Dask stages share one cluster, closed before training needs the memory.
@@ -215,4 +266,5 @@ def pipeline_flow(
             evaluated = _evaluate(cfg, summary, plan, trained)
         if "register" in wanted:
             summary.decision = _register(cfg, summary, ingested, plan, trained, evaluated)
+    publish_summary(summary, cfg=cfg)
     return summary

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
 from melflow.config import PipelineConfig
+from melflow.flows.observe import melflow_flow
 from melflow.predict import DEFAULT_BATCH_SIZE
 from melflow.registry import CHAMPION
 from melflow.tasks.registry import predict_task
 
 
-@flow(name="predict")
+@melflow_flow(name="predict", flow_run_name="predict/{cfg.name}")
 def predict_flow(
     cfg: PipelineConfig,
     inputs: list[str],

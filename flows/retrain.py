@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import flow
-
 from melflow.config import PipelineConfig
+from melflow.flows.observe import melflow_flow, observed_run
 from melflow.flows.orchestration import call
 from melflow.flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest
@@ -25,13 +24,16 @@ class RetrainSummary:
     pipeline: PipelineSummary | None
 
 
-@flow(name="retrain", log_prints=False)
+@melflow_flow(name="retrain", flow_run_name="retrain/{cfg.name}", log_prints=False)
 def retrain_flow(cfg: PipelineConfig, wait: bool = True) -> RetrainSummary:
     """Retrain only when the corpus changed since the last manifest; promotion is gated.
 
     Holds the data folder's run lock from the first look at the manifest to the decision.
     """
-    with run_lock(cfg, wait=wait, on_wait=lambda message: note("run", message)):
+    with (
+        observed_run(cfg, "retrain"),
+        run_lock(cfg, wait=wait, on_wait=lambda message: note("run", message)),
+    ):
         return _retrain(cfg)
 
 

@@ -30,6 +30,7 @@ class PipelineSummary:
 
     stages: list[StageSummary] = field(default_factory=list)
     decision: PromotionDecision | None = None
+    links: dict[str, str] = field(default_factory=dict)  # label -> URL, path or command
 
     def add(
         self, stage: str, cached: bool, seconds: float, numbers: dict[str, Any], output: str

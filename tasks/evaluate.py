@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from melflow.config import PipelineConfig
 from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.runs import Evaluation, evaluate_into, finished_evaluation
-from melflow.tasks.caching import keyed_by
+from melflow.tasks.caching import keyed_task
 
 
 def _eval_key(
@@ -17,7 +15,7 @@ def _eval_key(
     return out.digest if finished_evaluation(out.location) is not None else None
 
 
-@task(name="evaluate-model", cache_key_fn=keyed_by("evaluate", _eval_key), persist_result=True)
+@keyed_task("evaluate", _eval_key, name="evaluate-model", tags=["stage:evaluate"])
 def evaluate_task(
     cfg: PipelineConfig, manifest: StageRef, bundle_dir: str, out: StageRef, split: str = "test"
 ) -> Evaluation:

@@ -17,6 +17,7 @@ from melflow.tasks.progress import reporter
 
 @task(
     name="ingest",
+    tags=["stage:ingest"],
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=[2, 10],

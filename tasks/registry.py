@@ -22,6 +22,7 @@ from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.predict import find_audio_files, predict_files, summarize, write_predictions
 from melflow.registry import (
+    DatasetInput,
     PromotionDecision,
     RegisteredModel,
     load_champion,
@@ -39,7 +40,7 @@ def read_table(path: str, *, storage_options: dict[str, Any] | None = None) -> p
     return pd.read_parquet(data) if path.endswith(".parquet") else pd.read_csv(data)
 
 
-@task(name="register-model", cache_policy=NO_CACHE)
+@task(name="register-model", tags=["stage:register"], cache_policy=NO_CACHE)
 def register_task(
     cfg: PipelineConfig,
     bundle_dir: str,
@@ -48,8 +49,11 @@ def register_task(
     artifacts: list[str],
     tags: dict[str, str],
     predictions_path: str,
+    lineage: dict[str, str] | None = None,
+    inputs: list[DatasetInput] | None = None,
 ) -> RegisteredModel:
-    """Log the evaluated bundle to MLflow and register it as ``challenger``."""
+    """Log the evaluated bundle to MLflow and register it as ``challenger`` (``lineage``
+    tagged ``melflow.lineage.*``, ``inputs`` logged as the run's datasets)."""
     predictions = read_table(predictions_path, storage_options=cfg.paths.storage_options)
     return log_and_register(
         cfg=cfg,
@@ -59,10 +63,12 @@ def register_task(
         artifacts=artifacts,
         tags=tags,
         predictions=predictions,
+        lineage=lineage,
+        inputs=inputs or (),
     )
 
 
-@task(name="promote-if-better", cache_policy=NO_CACHE)
+@task(name="promote-if-better", tags=["stage:register"], cache_policy=NO_CACHE)
 def promote_task(cfg: PipelineConfig, version: str, manifest: StageRef) -> PromotionDecision:
     """Run the promotion gate for ``version`` against the current champion, on one set.
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task
 
 from melflow.config import PipelineConfig
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
 from melflow.layout import StageRef
 from melflow.manifest import read_manifest
-from melflow.tasks.caching import keyed_by, transient_only
+from melflow.tasks.caching import keyed_task, transient_only
 from melflow.tasks.cluster import cluster_client
 from melflow.tasks.progress import reporter
 
@@ -34,10 +34,11 @@ def store_key(stage: StoreStage) -> Any:
 def store_task(stage: StoreStage) -> Task[..., FillResult]:
     """The Prefect task of ``stage``: ``task(cfg, manifest)`` fills the store for a manifest."""
 
-    @task(
+    @keyed_task(
+        stage.name,
+        store_key(stage),
         name=f"{stage.name}-features",
-        cache_key_fn=keyed_by(stage.name, store_key(stage)),
-        persist_result=True,
+        tags=[f"stage:{stage.name}"],
         retries=2,
         retry_delay_seconds=[2, 10],
         retry_condition_fn=transient_only,

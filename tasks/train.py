@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-
 from melflow.config import PipelineConfig
 from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.models.bundle import load_bundle
 from melflow.runs import finished_training, save_training
-from melflow.tasks.caching import keyed_by, transient_only
+from melflow.tasks.caching import keyed_task, transient_only
 from melflow.tasks.progress import note, reporter
 from melflow.training.loop import TrainResult, train_model
 
@@ -36,10 +34,11 @@ def _train_key(
     return run.digest if finished_training(run.location) is not None else None
 
 
-@task(
+@keyed_task(
+    "train",
+    _train_key,
     name="train-model",
-    cache_key_fn=keyed_by("train", _train_key),
-    persist_result=True,
+    tags=["stage:train"],
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=transient_only,

@@ -19,6 +19,7 @@ bundle plus a copy of the ``melflow`` package. Aliases: every new version become
 from melflow.promotion import PromotionDecision
 from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
 from melflow.registry.gate import ChampionRescore, promote, promote_if_better
+from melflow.registry.links import run_url, ui_command, ui_url
 from melflow.registry.lookup import (
     VersionInfo,
     champion_bundle,
@@ -30,7 +31,7 @@ from melflow.registry.lookup import (
     show,
 )
 from melflow.registry.names import CHALLENGER, CHAMPION
-from melflow.registry.register import RegisteredModel, log_and_register
+from melflow.registry.register import DatasetInput, RegisteredModel, log_and_register
 from melflow.registry.session import artifact_root, tracking_uri
 from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
 
@@ -42,6 +43,7 @@ __all__ = [
     "SWEEP_DIGEST_TAG",
     "SWEEP_POINT_TAG",
     "ChampionRescore",
+    "DatasetInput",
     "PromotionDecision",
     "RegisteredModel",
     "VersionInfo",
@@ -57,6 +59,9 @@ __all__ = [
     "log_sweep",
     "promote",
     "promote_if_better",
+    "run_url",
     "show",
     "tracking_uri",
+    "ui_command",
+    "ui_url",
 ]

@@ -16,7 +16,13 @@ import pandas as pd
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError, ParameterError
 from melflow.lineage import PER_CLASS_PREFIX, SUMMARY_METRICS
-from melflow.registry.names import BUNDLE_ARTIFACT, BUNDLE_DIGEST_TAG, CHAMPION, EVAL_DIGEST_TAG
+from melflow.registry.names import (
+    BUNDLE_ARTIFACT,
+    BUNDLE_DIGEST_TAG,
+    CHAMPION,
+    EVAL_DIGEST_TAG,
+    GIT_COMMIT_TAG,
+)
 from melflow.registry.session import session, store_exists
 from melflow.registry.versions import (
     aliases,
@@ -127,7 +133,11 @@ def show(*, cfg: PipelineConfig, ref: str) -> VersionInfo:
             source=str(mv.source),
             metrics=test_metrics(client, mv),
             tags=dict(mv.tags),
-            run_tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+            run_tags={
+                k: v
+                for k, v in run.data.tags.items()
+                if k == GIT_COMMIT_TAG or not k.startswith("mlflow.")
+            },
             classes=classes,
             feature=params.get("train.feature"),
             features={

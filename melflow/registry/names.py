@@ -9,5 +9,10 @@ BUNDLE_ARTIFACT = "bundle"
 PREDICTIONS_ARTIFACT = "predictions/predictions.csv"
 BUNDLE_DIGEST_TAG = "melflow.bundle_digest"
 EVAL_DIGEST_TAG = "melflow.eval_digest"
-GIT_COMMIT_TAG = "melflow.git_commit"
+# MLflow's own tag: its UI shows the commit beside the run's source.
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# Where a model's data came from (profile, manifest, feature store...): melflow.lineage.<key>.
+LINEAGE_TAG_PREFIX = "melflow.lineage."
+# The stage that a registered model's run records (its name is <profile>/<stage>/<digest8>).
+RUN_STAGE = "train"
 PROMOTION_TAG = "melflow.promotion"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import mlflow
 import pandas as pd
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -27,8 +30,10 @@ from melflow.registry.names import (
     CHALLENGER,
     EVAL_DIGEST_TAG,
     GIT_COMMIT_TAG,
+    LINEAGE_TAG_PREFIX,
     MODEL_ARTIFACT,
     PREDICTIONS_ARTIFACT,
+    RUN_STAGE,
 )
 from melflow.registry.pyfunc import (
     AudioClassifierModel,
@@ -50,6 +55,39 @@ class RegisteredModel:
     run_id: str
     metrics: dict[str, float]
     existing: bool = False
+    experiment_id: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a model's run used, recorded with ``mlflow.log_input``.
+
+    ``digest`` is melflow's own (manifest, feature store, evaluation set digests), so the
+    MLflow UI shows the identity that the cache keys and ``melflow status`` use; ``source``
+    is where the data lives (local path or URL); ``context`` says what it was used for.
+    """
+
+    name: str
+    digest: str
+    source: str
+    context: Literal["training", "test"]
+
+
+def run_name(cfg: PipelineConfig, bundle: str) -> str:
+    """``<profile>/train/<first 8 characters of the bundle digest>``."""
+    return f"{cfg.name}/{RUN_STAGE}/{bundle[:8]}"
+
+
+def _log_inputs(inputs: Sequence[DatasetInput]) -> None:
+    for dataset in inputs:
+        # A dataset known by its digest alone: MLflow reads none of its data. (The class
+        # declares ``profile`` abstract in its stubs but implements it.)
+        meta = MetaDataset(  # type: ignore[abstract]
+            source=resolve_dataset_source(dataset.source),
+            name=dataset.name,
+            digest=dataset.digest,
+        )
+        mlflow.log_input(meta, context=dataset.context)
 
 
 def _history_metrics(history: list[dict[str, Any]]) -> list[Metric]:
@@ -98,6 +136,8 @@ def log_and_register(
     artifacts: list[str],
     tags: dict[str, str],
     predictions: pd.DataFrame,
+    lineage: Mapping[str, str] | None = None,
+    inputs: Sequence[DatasetInput] = (),
 ) -> RegisteredModel:
     """Log a trained, evaluated model as an MLflow run and register it as ``challenger``.
 
@@ -118,18 +158,27 @@ def log_and_register(
     artifacts : list of str
         Local files: images go under ``figures/``, everything else under ``reports/``.
     tags : dict
-        Run tags, e.g. manifest and feature store digests, code version.
+        Run tags under their full names (e.g. ``melflow.prefect.flow_run_id``).
     predictions : DataFrame
         One row per test clip with ``clip_id``, ``label`` (truth) and ``pred``; stored as
         an artifact for paired significance tests.
+    lineage : mapping, optional
+        Where the data came from (``profile``, ``manifest_digest``, ``feature_store``...),
+        tagged ``melflow.lineage.<key>``.
+    inputs : sequence of DatasetInput
+        The datasets used, logged as the run's dataset inputs.
+
+    The run is named :func:`run_name` and tagged with the melflow commit
+    (``mlflow.source.git.commit``) when melflow runs from a git checkout.
 
     Returns
     -------
     RegisteredModel
     """
     meta = read_meta(bundle_dir)
+    bundle = bundle_digest(bundle_dir)
     identity = {
-        BUNDLE_DIGEST_TAG: bundle_digest(bundle_dir),
+        BUNDLE_DIGEST_TAG: bundle,
         EVAL_DIGEST_TAG: eval_set_digest(predictions),
     }
     metrics = report_metrics(report)
@@ -137,12 +186,25 @@ def log_and_register(
     with session(cfg) as client:
         found = _existing_version(client, name, identity)
         if found is not None:
-            return RegisteredModel(name, str(found.version), run_id(found), metrics, existing=True)
+            old_run = run_id(found)
+            experiment = client.get_run(old_run).info.experiment_id
+            return RegisteredModel(
+                name, str(found.version), old_run, metrics, existing=True, experiment_id=experiment
+            )
         commit = git_commit()
-        run_tags = {**tags, **identity, **({GIT_COMMIT_TAG: commit} if commit else {})}
-        with mlflow.start_run(experiment_id=experiment_id(client, cfg), tags=run_tags) as run:
+        run_tags = {
+            **{f"{LINEAGE_TAG_PREFIX}{k}": v for k, v in (lineage or {}).items()},
+            **tags,
+            **identity,
+            **({GIT_COMMIT_TAG: commit} if commit else {}),
+        }
+        experiment = experiment_id(client, cfg)
+        with mlflow.start_run(
+            experiment_id=experiment, run_name=run_name(cfg, bundle), tags=run_tags
+        ) as run:
             new_run = run.info.run_id
             mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+            _log_inputs(inputs)
             client.log_batch(new_run, metrics=_history_metrics(history))
             mlflow.log_metrics(metrics)
             mlflow.log_dict(report, "reports/report.json")
@@ -169,4 +231,4 @@ def log_and_register(
             tags=identity,
         )
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
-        return RegisteredModel(name, str(mv.version), new_run, metrics)
+        return RegisteredModel(name, str(mv.version), new_run, metrics, experiment_id=experiment)
