@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from melflow.config import list_profiles
@@ -77,18 +79,29 @@ def _print_summary(summary: object) -> None:
         status = "[green]cached[/]" if row.cached else "[yellow]computed[/]"
         table.add_row(row.stage, status, f"{row.seconds:.1f}s", numbers, row.output)
     console.print(table)
+    for label, target in summary.links.items():
+        if label != "MLflow UI":  # printed with the next steps
+            console.print(f"{label + ':':<15} [bold]{target}[/]", soft_wrap=True)
 
 
-def _print_next_steps(summary: object, profile: str) -> None:
+def _print_next_steps(summary: object, profile: str, sets: list[str] | None) -> None:
+    """Commands to copy: they name the same profile and overrides, so the same registry."""
     from melflow.flows.summary import PipelineSummary
+    from melflow.tracking_ui import ui_command, ui_url
 
     assert isinstance(summary, PipelineSummary)
     uri = next(s.output for s in summary.stages if s.stage == "register")  # the tracking URI
+
+    def melflow(*words: str) -> str:
+        options = ["-p", profile, *(a for s in sets or [] for a in ("-s", s))]
+        return escape(shlex.join(["melflow", *words, *options]))
+
+    ui = ui_command(uri) or ui_url(uri)  # a tracking server is its own UI
     console.print(
-        f"\nMLflow UI:      [bold]mlflow ui --backend-store-uri {uri} --host 127.0.0.1[/]\n"
-        f"Registry:       [bold]melflow models list -p {profile}[/]  |  "
-        f"[bold]melflow models show champion -p {profile}[/]\n"
-        f"Status:         [bold]melflow status -p {profile}[/]",
+        f"\nMLflow UI:      [bold]{escape(ui)}[/]\n"
+        f"Registry:       [bold]{melflow('models', 'list')}[/]  |  "
+        f"[bold]{melflow('models', 'show', 'champion')}[/]\n"
+        f"Status:         [bold]{melflow('status')}[/]",
         soft_wrap=True,  # commands stay on one line, ready to copy
     )
 
@@ -196,7 +209,7 @@ def run(
 
         summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, wait=not no_wait))
     _print_summary(summary)
-    _print_next_steps(summary, profile)
+    _print_next_steps(summary, profile, sets)
 
 
 @app.command()

@@ -32,9 +32,7 @@ from melflow.registry import (
     DatasetInput,
     PromotionDecision,
     champion_info,
-    run_url,
     tracking_uri,
-    ui_command,
 )
 from melflow.runlock import run_lock
 from melflow.runs import (
@@ -54,6 +52,7 @@ from melflow.tasks.ingest import ingest_task
 from melflow.tasks.progress import note
 from melflow.tasks.registry import promote_task, register_task
 from melflow.tasks.train import train_task
+from melflow.tracking_ui import run_url, ui_command
 from melflow.training.loop import TrainResult
 
 Stage = Literal["ingest", "extract", "augment", "train", "evaluate", "register"]
@@ -206,10 +205,11 @@ def _register(
         lineage,
         inputs,
     )
+    uri = tracking_uri(cfg)
     summary.links["MLflow run"] = run_url(
-        cfg, experiment_id=registered.experiment_id, run_id=registered.run_id
+        uri, experiment_id=registered.experiment_id, run_id=registered.run_id
     )
-    command = ui_command(cfg)
+    command = ui_command(uri)
     if command:
         summary.links["MLflow UI"] = command
     decision = call(promote_task, cfg, registered.version, plan.manifest)
@@ -218,7 +218,7 @@ def _register(
         "champion": "this version" if decision.promoted else decision.champion_version,
         "decision": decision.reason,
     }
-    output = tracking_uri(cfg)
+    output = uri
     summary.add("register", registered.existing, time.perf_counter() - start, numbers, output)
     save_registration(
         plan.evaluate.location, cfg=cfg, numbers=numbers, output=output, links=summary.links

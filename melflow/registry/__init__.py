@@ -19,7 +19,6 @@ bundle plus a copy of the ``melflow`` package. Aliases: every new version become
 from melflow.promotion import PromotionDecision
 from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
 from melflow.registry.gate import ChampionRescore, promote, promote_if_better
-from melflow.registry.links import run_url, ui_command, ui_url
 from melflow.registry.lookup import (
     VersionInfo,
     champion_bundle,
@@ -59,9 +58,6 @@ __all__ = [
     "log_sweep",
     "promote",
     "promote_if_better",
-    "run_url",
     "show",
     "tracking_uri",
-    "ui_command",
-    "ui_url",
 ]

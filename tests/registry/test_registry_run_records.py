@@ -12,15 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from melflow.evaluation.metrics import classification_report
 from melflow.lineage import bundle_digest, git_commit
-from melflow.registry import (
-    DatasetInput,
-    log_and_register,
-    run_url,
-    show,
-    tracking_uri,
-    ui_command,
-    ui_url,
-)
+from melflow.registry import DatasetInput, log_and_register, show, tracking_uri
+from melflow.tracking_ui import run_url, ui_command, ui_url
 
 CLASSES = ["a", "b"]
 
@@ -88,19 +81,16 @@ def test_run_name_tags_and_dataset_inputs(tmp_path: Path) -> None:
     assert again.existing and again.experiment_id == registered.experiment_id
 
 
-def test_ui_hints_for_a_local_store_and_a_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = small_config(tmp_path / "my data")
-    db = (tmp_path / "my data" / "data" / "mlflow.db").resolve()
-    assert ui_command(cfg) == f"mlflow ui --backend-store-uri 'sqlite:///{db}' --host 127.0.0.1"
-    assert ui_url(cfg) == "http://127.0.0.1:5000"
-    assert run_url(cfg, experiment_id="3", run_id="abc") == (
+def test_ui_hints_for_a_local_store_and_a_server() -> None:
+    local = "sqlite:////srv/my data/mlflow.db"
+    assert ui_command(local) == (
+        "mlflow ui --backend-store-uri 'sqlite:////srv/my data/mlflow.db' --host 127.0.0.1"
+    )
+    assert ui_url(local) == "http://127.0.0.1:5000"
+    assert run_url(local, experiment_id="3", run_id="abc") == (
         "http://127.0.0.1:5000/#/experiments/3/runs/abc"
     )
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:pw@mlflow.example.org:8443/")
-    assert ui_command(cfg) is None  # the server is the UI
-    assert ui_url(cfg) == "https://mlflow.example.org:8443"
-    assert "pw" not in run_url(cfg, experiment_id="1", run_id="r")
+    server = "https://user:pw@mlflow.example.org:8443/"
+    assert ui_command(server) is None  # the server is the UI
+    assert ui_url(server) == "https://mlflow.example.org:8443"
+    assert "pw" not in run_url(server, experiment_id="1", run_id="r")
