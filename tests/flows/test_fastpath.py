@@ -34,7 +34,8 @@ def test_the_registration_record_names_its_registry(
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
     numbers = {"version": "3", "champion": "this version", "decision": "better"}
-    save_registration(str(eval_dir), cfg=cfg, numbers=numbers, output="sqlite:///x.db")
+    links = {"report": "/r/report.html"}
+    save_registration(str(eval_dir), cfg=cfg, numbers=numbers, output="sqlite:///x.db", links=links)
     assert saved_registration(str(eval_dir), cfg) is None  # the local store does not exist
     Path(cfg.paths.data_dir).mkdir()
     Path(cfg.paths.data_dir, "mlflow.db").write_bytes(b"")
@@ -42,6 +43,7 @@ def test_the_registration_record_names_its_registry(
         "registry": {"tracking_uri": "", "model_name": cfg.registry.model_name},
         "numbers": numbers,
         "output": "sqlite:///x.db",
+        "links": links,
     }
     other = small_config(tmp_path, "registry.model_name=other")
     assert saved_registration(str(eval_dir), other) is None
