@@ -16,23 +16,69 @@ bundle plus a copy of the ``melflow`` package. Aliases: every new version become
 :func:`promote` (manual, with a reason).
 """
 
-from melflow.promotion import PromotionDecision
-from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
-from melflow.registry.gate import ChampionRescore, promote, promote_if_better
-from melflow.registry.lookup import (
-    VersionInfo,
-    champion_bundle,
-    champion_info,
-    compare,
-    download_bundle,
-    list_versions,
-    load_champion,
-    show,
-)
-from melflow.registry.names import CHALLENGER, CHAMPION
-from melflow.registry.register import DatasetInput, RegisteredModel, log_and_register
-from melflow.registry.session import artifact_root, tracking_uri
-from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use (PEP 562): a lookup (status, models list) loads MLflow only,
+# not the pyfunc, torch and the promotion statistics that registering needs.
+_HOMES = {
+    "PromotionDecision": "melflow.promotion",
+    "CV_DIGEST_TAG": "melflow.registry.cv",
+    "CV_FOLD_TAG": "melflow.registry.cv",
+    "log_cv": "melflow.registry.cv",
+    "ChampionRescore": "melflow.registry.gate",
+    "promote": "melflow.registry.gate",
+    "promote_if_better": "melflow.registry.gate",
+    "VersionInfo": "melflow.registry.lookup",
+    "champion_bundle": "melflow.registry.lookup",
+    "champion_info": "melflow.registry.lookup",
+    "compare": "melflow.registry.lookup",
+    "download_bundle": "melflow.registry.lookup",
+    "list_versions": "melflow.registry.lookup",
+    "load_champion": "melflow.registry.lookup",
+    "show": "melflow.registry.lookup",
+    "CHALLENGER": "melflow.registry.names",
+    "CHAMPION": "melflow.registry.names",
+    "DatasetInput": "melflow.registry.register",
+    "RegisteredModel": "melflow.registry.register",
+    "log_and_register": "melflow.registry.register",
+    "artifact_root": "melflow.registry.session",
+    "tracking_uri": "melflow.registry.session",
+    "SWEEP_DIGEST_TAG": "melflow.registry.sweep",
+    "SWEEP_POINT_TAG": "melflow.registry.sweep",
+    "log_sweep": "melflow.registry.sweep",
+}
+
+if TYPE_CHECKING:
+    from melflow.promotion import PromotionDecision
+    from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
+    from melflow.registry.gate import ChampionRescore, promote, promote_if_better
+    from melflow.registry.lookup import (
+        VersionInfo,
+        champion_bundle,
+        champion_info,
+        compare,
+        download_bundle,
+        list_versions,
+        load_champion,
+        show,
+    )
+    from melflow.registry.names import CHALLENGER, CHAMPION
+    from melflow.registry.register import DatasetInput, RegisteredModel, log_and_register
+    from melflow.registry.session import artifact_root, tracking_uri
+    from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CHALLENGER",
