@@ -16,11 +16,10 @@ Layout of ``<data_dir>`` (a local folder or an fsspec URL)::
     mlflow.db, mlartifacts/                 the default MLflow store
     prefect-results/                        Prefect's persisted task results (local)
     locks/                                  the run lock (and store locks when local)
-    tmp/                                    scratch folders of a run
 
-Runs, sweeps, locks and scratch folders need a local file system: for a URL data folder they live
-in a per-user cache folder named after the URL (:attr:`Layout.local_root`), never under a
-fixed name in the shared temp directory.
+Runs, sweeps, locks and Prefect results need a local file system: for a URL data folder
+they live in a per-user cache folder named after the URL (:attr:`Layout.local_root`), never
+under a fixed name in the shared temp directory.
 
 Every digest that names a folder is a content digest: how ``data_dir`` is spelled, or
 where the folder was copied, never enters one. Locations that are saved (the ``latest``
@@ -30,9 +29,6 @@ pointer, stage results) are stored relative to the data folder and resolved on r
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,16 +111,13 @@ class Layout:
         """A row store: ``features/<digest>`` or ``augmented/<digest>``."""
         return self.path(folder, digest)
 
-    # -- local state: runs, locks, scratch ------------------------------------------------
+    # -- local state: runs, locks --------------------------------------------------------
     @property
     def local_root(self) -> Path:
         """The data folder itself when local; a per-user cache folder for a URL."""
         if self.is_url:
             return storage.user_state_dir() / digest_of("data-dir", self.root)
         return Path(self.root)
-
-    def runs(self) -> str:
-        return str(self.local_root / "runs")
 
     def run(self, digest: str) -> str:
         """Folder of the training run ``digest`` (checkpoints need a local file system)."""
@@ -150,14 +143,6 @@ class Layout:
         folder = self.locks()
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / f"{name}.lock")
-
-    @contextmanager
-    def scratch(self) -> Iterator[str]:
-        """A fresh temporary folder inside the (local) data folder, removed afterwards."""
-        base = self.local_root / "tmp"
-        base.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=base) as tmp:
-            yield tmp
 
     # -- services --------------------------------------------------------------------------
     def mlflow_db(self) -> str:
