@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,21 @@ def small_config(tmp_path: Path, *overrides: str) -> PipelineConfig:
             *overrides,
         ],
     )
+
+
+def small_corpus_in_bucket(s3: Any, bucket: str, root: Path) -> PipelineConfig:
+    """Generate the small demo corpus under ``root`` and upload it to ``s3://<bucket>/corpus``.
+
+    ``s3`` is a boto3 S3 client; returns the local config (corpus and data under ``root``).
+    """
+    local = small_config(root)
+    demo = local.corpus.demo
+    assert demo is not None
+    corpus = Path(local.corpus.root)
+    generate_demo_corpus(root=corpus, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
+    for path in sorted(corpus.rglob("*.wav")):
+        s3.upload_file(str(path), bucket, f"corpus/{path.relative_to(corpus).as_posix()}")
+    return local
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from conftest import small_config
+from conftest import small_config, small_corpus_in_bucket
 from distributed import Client
 from live_servers import HOST, answers, free_port, running, wait_for
 from stores import assert_same_store
@@ -23,7 +22,6 @@ from stores import assert_same_store
 from melflow import storage
 from melflow.augment.offline import augment_features
 from melflow.config import PipelineConfig
-from melflow.demo_corpus import generate_demo_corpus
 from melflow.features.extract import cached_extraction, extract_features
 from melflow.features.store import RowStore
 from melflow.ingest import ingest_corpus, load_manifest
@@ -66,13 +64,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, dask_client_inproc: Client) -
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket=BUCKET)
 
-        local_cfg = small_config(root)
-        demo = local_cfg.corpus.demo
-        assert demo is not None
-        corpus = Path(local_cfg.corpus.root)
-        generate_demo_corpus(root=corpus, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
-        for path in sorted(corpus.rglob("*.wav")):
-            s3.upload_file(str(path), BUCKET, f"corpus/{path.relative_to(corpus).as_posix()}")
+        local_cfg = small_corpus_in_bucket(s3, BUCKET, root)
         cfg = small_config(
             root,
             f"paths.data_dir=s3://{BUCKET}/data",

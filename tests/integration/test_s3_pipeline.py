@@ -19,10 +19,8 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import small_config
+from conftest import small_corpus_in_bucket
 from live_servers import HOST, answers, free_port, running, wait_for
-
-from melflow.demo_corpus import generate_demo_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUCKET = "melflow-e2e"
@@ -89,13 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         procs.start("mlflow", argv, env=server_env, cwd=root)
         wait_for(lambda: answers(f"{mlflow_uri}/health"), timeout=60, what="the mlflow server")
 
-        local = small_config(root)
-        demo = local.corpus.demo
-        assert demo is not None
-        corpus = Path(local.corpus.root)
-        generate_demo_corpus(root=corpus, per_class=demo.per_class, seed=demo.seed, sr=demo.sr)
-        for path in sorted(corpus.rglob("*.wav")):
-            s3.upload_file(str(path), BUCKET, f"corpus/{path.relative_to(corpus).as_posix()}")
+        small_corpus_in_bucket(s3, BUCKET, root)
         sets = [
             f"paths.data_dir=s3://{BUCKET}/data",
             f"corpus.root=s3://{BUCKET}/corpus",
