@@ -8,7 +8,8 @@ The only package that imports MLflow. Its modules, one job each:
 - :mod:`~melflow.registry.lookup`: list, show, compare, load, download a bundle;
 - :mod:`~melflow.registry.gate`: the promotion gate and manual promotion;
 - :mod:`~melflow.registry.cv`, :mod:`~melflow.registry.sweep`: log a cross-validation or
-  an architecture sweep (nothing registered).
+  an architecture sweep (nothing registered), both through
+  :mod:`~melflow.registry.parent` (a parent run logged once, nested runs inside).
 
 Every registered version is an MLflow *pyfunc* that takes raw audio and carries its
 bundle plus a copy of the ``melflow`` package. Aliases: every new version becomes

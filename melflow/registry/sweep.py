@@ -6,11 +6,11 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.tracking import MlflowClient
 
 from melflow.config import PipelineConfig
-from melflow.lineage import flatten, git_commit
-from melflow.registry.names import GIT_COMMIT_TAG
-from melflow.registry.session import experiment_id, logged_run, session
+from melflow.lineage import flatten
+from melflow.registry.parent import log_parent_run
 
 SWEEP_DIGEST_TAG = "melflow.sweep_digest"
 SWEEP_POINT_TAG = "melflow.sweep_point"
@@ -60,31 +60,26 @@ def log_sweep(
     str
         The parent run's id.
     """
-    with session(cfg) as client:
-        experiment = experiment_id(client, cfg)
-        found = logged_run(client, experiment, SWEEP_DIGEST_TAG, digest)
-        if found is not None:
-            return found
-        commit = git_commit()
-        run_tags = {
-            **tags,
-            SWEEP_DIGEST_TAG: digest,
-            **({GIT_COMMIT_TAG: commit} if commit else {}),
-        }
-        with mlflow.start_run(
-            experiment_id=experiment, run_name=f"sweep {cfg.name}", tags=run_tags
-        ) as parent:
-            mlflow.log_params(flatten(cfg.model_dump(mode="json")))
-            mlflow.log_metric("points", float(len(rows)))
-            for path in artifacts:
-                client.log_artifact(parent.info.run_id, path, artifact_path="sweep")
-            for row in rows:
-                with mlflow.start_run(
-                    experiment_id=experiment,
-                    run_name=f"point {row['point']}",
-                    nested=True,
-                    tags={SWEEP_POINT_TAG: str(row["point"]), "pareto": str(bool(row["pareto"]))},
-                ):
-                    mlflow.log_params(flatten({f: row[f] for f in fields}))
-                    mlflow.log_metrics(_numbers({k: v for k, v in row.items() if k not in fields}))
-        return str(parent.info.run_id)
+
+    def body(client: MlflowClient, experiment: str, run_id: str) -> None:
+        mlflow.log_metric("points", float(len(rows)))
+        for path in artifacts:
+            client.log_artifact(run_id, path, artifact_path="sweep")
+        for row in rows:
+            with mlflow.start_run(
+                experiment_id=experiment,
+                run_name=f"point {row['point']}",
+                nested=True,
+                tags={SWEEP_POINT_TAG: str(row["point"]), "pareto": str(bool(row["pareto"]))},
+            ):
+                mlflow.log_params(flatten({f: row[f] for f in fields}))
+                mlflow.log_metrics(_numbers({k: v for k, v in row.items() if k not in fields}))
+
+    return log_parent_run(
+        cfg=cfg,
+        name=f"sweep {cfg.name}",
+        digest_tag=SWEEP_DIGEST_TAG,
+        digest=digest,
+        tags=tags,
+        body=body,
+    )
