@@ -82,11 +82,11 @@ def test_errors_and_log_records_are_scrubbed(
     _sentinel_config(tmp_path)  # loading remembers the values
     assert secrets.scrub(f"could not sign with {SENTINEL}!") == "could not sign with ***!"
     with caplog.at_level(logging.INFO):
-        logging.getLogger("prefect.test").info("options %s", {"secret": SENTINEL})
+        logging.getLogger("thirdparty.client").info("options %s", {"secret": SENTINEL})
         try:
             raise RuntimeError(f"bad credentials {SENTINEL}")
         except RuntimeError:
-            logging.getLogger("mlflow.test").exception("failed")
+            logging.getLogger("thirdparty.store").exception("failed")
     assert SENTINEL not in caplog.text
     assert "{'secret': '***'}" in caplog.text
     with pytest.raises(ConfigError) as info:

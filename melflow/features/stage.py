@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from distributed import Client
 
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.store import FillResult, RowStore, StoreLayout, completed_fill, fill_store
 from melflow.layout import Layout, StageRef
 from melflow.manifest import manifest_digest
+
+if TYPE_CHECKING:  # distributed is heavy: a fully cached run never loads it
+    from distributed import Client
 
 
 def _always(cfg: PipelineConfig) -> bool:

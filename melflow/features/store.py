@@ -36,12 +36,11 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import zarr
-from distributed import Client
 from filelock import FileLock
 from zarr.codecs import ZstdCodec
 from zarr.core.sync import sync
@@ -55,7 +54,9 @@ from melflow.features.keyindex import (
     key_hashes,
     sorted_hashes,
 )
-from melflow.parallel import run_batches
+
+if TYPE_CHECKING:  # distributed is heavy: a fully cached run never loads it
+    from distributed import Client
 
 META = "_melflow"
 KEY = "key"
@@ -567,6 +568,8 @@ def fill_store(
         finished += n
         if on_progress is not None:
             on_progress(finished, total)
+
+    from melflow.parallel import run_batches  # loads distributed only when there is work
 
     run_batches(client, fn, pending, kwargs={"store": store, **kwargs}, on_done=progress)
     batches = store.next_batch()

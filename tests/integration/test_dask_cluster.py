@@ -80,10 +80,11 @@ def test_extract_and_augment_on_the_cluster_equal_a_local_run(
 
     assert (remote.rows, remote.batches_computed) == (72, 5)
     assert (remote_aug.rows, remote_aug.batches_computed) == (72, 5)
-    assert remote.store_url.startswith("on-cluster")
+    # The client resolved the relative folder before sending it: workers wrote under its cwd.
+    assert Path(remote.store_url).is_relative_to(tmp_path / "on-cluster")
     assert not (cluster.cwd / "on-cluster").exists()
-    assert_same_store(RowStore(str(tmp_path / remote.store_url)), RowStore(local.store_url))
-    assert_same_store(RowStore(str(tmp_path / remote_aug.store_url)), RowStore(local_aug.store_url))
+    assert_same_store(RowStore(remote.store_url), RowStore(local.store_url))
+    assert_same_store(RowStore(remote_aug.store_url), RowStore(local_aug.store_url))
 
 
 def test_killing_a_worker_mid_extraction_still_gives_the_uninterrupted_store(
