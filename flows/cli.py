@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from melflow import secrets
 from melflow.config import list_profiles
 from melflow.flows import stopping
 from melflow.flows.cli_models import models_app, predict
@@ -104,6 +105,8 @@ def _print_next_steps(summary: object, profile: str, sets: list[str] | None) -> 
         f"Status:         [bold]{melflow('status')}[/]",
         soft_wrap=True,  # commands stay on one line, ready to copy
     )
+    if any(secrets.is_secret_path(s.split("=", 1)[0].split(".")) for s in sets or []):
+        console.print(f"({secrets.REDACTED} stands for a secret you gave with -s: give it again)")
 
 
 def _run_until(

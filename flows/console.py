@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -9,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -21,8 +22,40 @@ from melflow.config import PipelineConfig, load_config
 from melflow.errors import MelflowError
 from melflow.flows import stopping
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _ScrubbedStream(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` as they are at each write, with every known secret
+    hidden: whatever a command prints (a table cell, a command line to copy) cannot show
+    a secret given with ``-s``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def _stream(self) -> Any:
+        return getattr(sys, self._name)
+
+    def write(self, text: str) -> int:
+        self._stream.write(secrets.scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self._stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self._stream, "encoding", None) or "utf-8")
+
+
+console = Console(file=cast(IO[str], _ScrubbedStream("stdout")))
+err_console = Console(file=cast(IO[str], _ScrubbedStream("stderr")), stderr=True)
 
 ProfileOpt = Annotated[
     str, typer.Option("--profile", "-p", help="Profile name in pipeline_config/ or a YAML path.")
@@ -127,7 +160,7 @@ def melflow_errors() -> Iterator[None]:
 
 def print_json(data: Any) -> None:
     """``data`` as indented JSON on stdout (no markup, no wrapping), for scripts."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    console.file.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 @contextmanager

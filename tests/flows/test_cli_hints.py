@@ -15,11 +15,15 @@ from melflow.flows.summary import PipelineSummary
 from melflow.registry import tracking_uri
 
 
-def _hints(capsys: pytest.CaptureFixture[str], tmp_path: Path, sets: list[str]) -> dict[str, str]:
+def _printed(capsys: pytest.CaptureFixture[str], tmp_path: Path, sets: list[str]) -> str:
     summary = PipelineSummary()
     summary.add("register", True, 0.0, {}, tracking_uri(small_config(tmp_path, *sets)))
     _print_next_steps(summary, "small", sets)
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def _hints(capsys: pytest.CaptureFixture[str], tmp_path: Path, sets: list[str]) -> dict[str, str]:
+    out = _printed(capsys, tmp_path, sets)
     return {m[1]: m[2].strip() for m in re.finditer(r"^(\w[\w ]*?):\s+(.*)$", out, re.M)}
 
 
@@ -41,3 +45,15 @@ def test_hints_keep_the_overrides_and_run(
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert _hints(capsys, tmp_path, [])["MLflow UI"] == "http://127.0.0.1:5999"
+
+
+def test_hints_never_print_a_secret_given_with_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    secret = "SENTINEL-hint-4d2e"
+    sets = [f"paths.data_dir={tmp_path / 'data'}", f"paths.storage_options.secret={secret}"]
+    out = _printed(capsys, tmp_path, sets)  # loading the config remembers its secrets
+    assert secret not in out
+    assert "paths.storage_options.secret=***" in out
+    assert "*** stands for a secret you gave with -s" in out
