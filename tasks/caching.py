@@ -53,7 +53,11 @@ def keyed_by(stage: str, key_of: Callable[..., str | None]) -> CacheKeyFn:
 
 
 def keyed_task(
-    stage: str, key_of: Callable[..., str | None], **options: Any
+    stage: str,
+    key_of: Callable[..., str | None],
+    *,
+    as_cached: Callable[[Any], Any] | None = None,
+    **options: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """``@task`` cached under :func:`keyed_by`'s key, with the result stored as soon as the
     stage's output exists.
@@ -64,7 +68,10 @@ def keyed_task(
     would show Cached only from the third run. Writing the result under the key the moment
     the body returns makes the second run a cache hit.
 
-    ``options`` go to :func:`prefect.task` (``name``, ``retries``, ``tags``...).
+    ``as_cached`` turns the result into what a later cache hit should say (a store's
+    "0 batches computed, cached" instead of this run's work); by default the hit returns
+    the result unchanged. ``options`` go to :func:`prefect.task` (``name``, ``retries``,
+    ``tags``...).
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
@@ -75,7 +82,8 @@ def keyed_task(
             result = fn(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            _remember(result, key=_stage_key(stage, key_of, dict(bound.arguments)))
+            stored = result if as_cached is None else as_cached(result)
+            _remember(stored, key=_stage_key(stage, key_of, dict(bound.arguments)))
             return result
 
         keyed = task(cache_key_fn=keyed_by(stage, key_of), persist_result=True, **options)

@@ -6,6 +6,7 @@ complete for the manifest, and names the stage's content digest, never a path.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import Task
@@ -37,6 +38,7 @@ def store_task(stage: StoreStage) -> Task[..., FillResult]:
     @keyed_task(
         stage.name,
         store_key(stage),
+        as_cached=lambda done: replace(done, batches_computed=0, cached=True),
         name=f"{stage.name}-features",
         tags=[f"stage:{stage.name}"],
         retries=2,
