@@ -25,29 +25,9 @@ ACCURACY = "accuracy_mean"
 LATENCY = "latency_b1_ms"
 # Columns whose values depend only on the data, the config and the seeds (CPU training is
 # deterministic), not on how busy the machine was: a resumed sweep must reproduce them.
-DETERMINISTIC_COLUMNS = (
-    "point",
-    "accuracy_mean",
-    "accuracy_std",
-    "macro_f1_mean",
-    "macro_f1_std",
-    "params",
-    "macs",
-    "folds",
-)
-MEASURED_COLUMNS = (
-    "accuracy_mean",
-    "accuracy_std",
-    "macro_f1_mean",
-    "macro_f1_std",
-    "params",
-    "macs",
-    "latency_b1_ms",
-    "latency_b64_ms",
-    "train_s",
-    "peak_train_mb",
-    "folds",
-)
+_SCORES = ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "params", "macs")
+DETERMINISTIC_COLUMNS = ("point", *_SCORES, "folds")
+MEASURED_COLUMNS = (*_SCORES, LATENCY, "latency_b64_ms", "train_s", "peak_train_mb", "folds")
 CSV_FILE, JSON_FILE, PLOT_FILE = "sweep.csv", "sweep.json", "sweep.png"
 
 
