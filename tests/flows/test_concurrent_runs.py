@@ -3,12 +3,11 @@ time, the whole corpus, one registered version, no traceback."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_processes import melflow_argv, start
 from conftest import small_config
 
 from melflow.ingest import latest_manifest
@@ -21,21 +20,13 @@ FAST = ("train.epochs=1", "augment.enabled=false")
 
 def _run(root: Path, home: Path) -> subprocess.Popen[str]:
     sets = [f"paths.data_dir={root / 'data'}", f"corpus.root={root / 'corpus'}", *FAST]
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "melflow.flows.cli",
-            "run",
-            "-p",
-            "small",
-            *(a for s in sets for a in ("-s", s)),
-        ],
+    env = {"PREFECT_HOME": str(home), "COLUMNS": "200"}
+    return start(
+        melflow_argv("run", sets),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**env, "PREFECT_HOME": str(home), "COLUMNS": "200"},
     )
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from cli_processes import melflow_argv, start, wait_until
 from conftest import small_config
 
 from melflow.flows.pipeline import pipeline_flow
@@ -23,31 +21,10 @@ def test_sigkill_during_training_resumes_to_the_same_champion(
 ) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     cfg = small_config(killed)
-    cmd = [
-        sys.executable,
-        "-m",
-        "melflow.flows.cli",
-        "run",
-        "-p",
-        "small",
-        "-s",
-        f"paths.data_dir={cfg.paths.data_dir}",
-        "-s",
-        f"corpus.root={cfg.corpus.root}",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-    )
+    sets = [f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"]
+    proc = start(melflow_argv("run", sets))
     runs = Path(cfg.paths.data_dir, "runs")
-    deadline = time.monotonic() + 300
-    while not any(runs.glob("*/checkpoints/*.pt")):
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
+    wait_until(proc, lambda: any(runs.glob("*/checkpoints/*.pt")), timeout=300, what="a checkpoint")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not any(runs.glob("*/train-result.json")), "training finished before the kill"

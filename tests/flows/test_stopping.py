@@ -5,41 +5,28 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from cli_processes import melflow_argv, start, wait_until
 from conftest import small_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MELFLOW = [sys.executable, "-m", "melflow"]
+
+def _sets(root: Path) -> list[str]:
+    cfg = small_config(root)
+    return [f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"]
 
 
 def _start_until_training(
     root: Path, *, prefect: str
 ) -> tuple[subprocess.Popen[bytes], list[psutil.Process]]:
     """``melflow run`` on the small profile, returned once a checkpoint exists."""
-    cfg = small_config(root)
-    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
-    proc = subprocess.Popen(
-        [*MELFLOW, "run", "-p", "small", *data],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-            "MELFLOW_PREFECT": prefect,
-        },
-    )
-    runs = Path(cfg.paths.data_dir, "runs")
-    deadline = time.monotonic() + 300
-    while not any(runs.glob("*/checkpoints/*.pt")):
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
+    proc = start(melflow_argv("run", _sets(root)), env={"MELFLOW_PREFECT": prefect})
+    runs = Path(small_config(root).paths.data_dir, "runs")
+    wait_until(proc, lambda: any(runs.glob("*/checkpoints/*.pt")), timeout=300, what="a checkpoint")
     return proc, psutil.Process(proc.pid).children(recursive=True)
 
 
@@ -70,10 +57,8 @@ def test_a_stop_signal_ends_every_child_and_the_rerun_resumes(
     assert not any(runs.glob("*/train-result.json")), "training finished before the signal"
     if signum != signal.SIGTERM:
         return
-    cfg = small_config(tmp_path)
-    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
     rerun = subprocess.run(
-        [*MELFLOW, "train", "-p", "small", *data], capture_output=True, text=True, timeout=600
+        melflow_argv("train", _sets(tmp_path)), capture_output=True, text=True, timeout=600
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "epoch 1/" not in rerun.stderr  # resumed after the saved epoch(s)

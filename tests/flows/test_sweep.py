@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_processes import melflow_argv, start, wait_until
 from conftest import small_config
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
@@ -134,26 +132,14 @@ def test_sigkill_after_the_second_point_resumes_the_rest(
     tmp_path: Path, uninterrupted: SweepRun, prefect_harness: None
 ) -> None:
     cfg = _config(tmp_path)
-    cmd = [sys.executable, "-m", "melflow.flows.cli", "sweep", "-p", "small"]
-    for override in (f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}"):
-        cmd += ["-s", override]
-    for item in SETTINGS:
-        cmd += ["-s", item]
-    for item in GRID:
-        cmd += ["-g", item]
-    proc = subprocess.Popen(
-        cmd,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
-    )
+    sets = [f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}", *SETTINGS]
+    proc = start(melflow_argv("sweep", sets, *(a for g in GRID for a in ("-g", g))))
     points = Layout.of(cfg).sweeps() / "points"
-    deadline = time.monotonic() + 600
-    while len(list(points.glob(f"*/{POINT_FILE}"))) < 2:
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        assert time.monotonic() < deadline, "two points did not finish"
-        time.sleep(0.05)
+
+    def two_points() -> bool:
+        return len(list(points.glob(f"*/{POINT_FILE}"))) >= 2
+
+    wait_until(proc, two_points, timeout=600, what="two finished points")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(list(points.glob(f"*/{POINT_FILE}"))) == 2, "a third point finished first"
