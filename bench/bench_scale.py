@@ -33,13 +33,14 @@ from melflow.features.extract import (
     unplanned_items,
 )
 from melflow.features.store import RowStore
-from melflow.manifest import COLUMNS, manifest_chunks, manifest_digest
+from melflow.manifest import COLUMNS, manifest_batches, manifest_digest
 from melflow.parallel import dask_client
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "data" / "bench" / "scale"
 GROUP_ROWS = 65_536
 SEED_APPEND = 100_000  # the store is grown to size by appends of this many clips
+SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 
 
 def synthetic_manifest(path: Path, n_clips: int) -> None:
@@ -80,7 +81,7 @@ def planned_store(n_clips: int) -> tuple[str, Path]:
     """
     folder = WORK / f"{n_clips}"
     url, manifest = str(folder / "store"), folder / "manifest.parquet"
-    ready = folder / "ready"
+    ready = folder / "ready-2"  # 2: stores with consolidated key parts
     if ready.exists():
         return url, manifest
     shutil.rmtree(folder, ignore_errors=True)
@@ -89,13 +90,13 @@ def planned_store(n_clips: int) -> tuple[str, Path]:
     cfg = load_config("default", overrides=[f"paths.data_dir={folder}"])
     store = RowStore(url)
     store.ensure(feature_layout(audio=cfg.audio, features=cfg.features))
-    chunks = manifest_chunks(str(manifest), rows=SEED_APPEND)
+    chunks = manifest_batches(str(manifest), rows=SEED_APPEND)
     left = n_clips
-    for frame in chunks:  # as n_clips / SEED_APPEND incremental runs would have grown it
-        frame = frame.head(left)
-        items, _ = unplanned_items(store, [frame])
+    for batch in chunks:  # as n_clips / SEED_APPEND incremental runs would have grown it
+        batch = batch.slice(0, left)
+        items, _ = unplanned_items(store, [batch])
         store.append(items, columns=FEATURE_COLUMNS)
-        left -= len(frame)
+        left -= batch.num_rows
         if left == 0:
             break
     ready.touch()
@@ -120,16 +121,23 @@ def plan_once(url: str, manifest: str) -> dict[str, float]:
     """Plan the unplanned clips of ``manifest`` into the store at ``url`` (this process)."""
     start = time.perf_counter()
     store = RowStore(url)
-    chunks = manifest_chunks(manifest, columns=list(ITEM_COLUMNS))
+    chunks = manifest_batches(manifest, columns=list(ITEM_COLUMNS))
     items, _ = unplanned_items(store, chunks)
     batches = store.append(items, columns=FEATURE_COLUMNS)
     store.pending_batches()
     seconds = time.perf_counter() - start
-    # Undo the commit, so the next repeat plans the same clips again.
-    if batches:
-        plan = f"{batches[0].index:08d}-{batches[-1].index + 1:08d}.parquet"
-        Path(url, "_melflow", "plans", plan).unlink()
     peak_mb = peak_rss_mb()
+    # Undo the append (plan, batch and key files), so the next repeat plans the same clips
+    # again and, like a real run, creates its files: on ext4, replacing an existing file
+    # by rename also flushes it to disk (~2 ms each, 157 batch files at 1M).
+    if batches:
+        meta, first, end = Path(url, "_melflow"), batches[0].index, batches[-1].index + 1
+        for b in batches:
+            (meta / "batches" / f"{b.index:08d}.json").unlink()
+        (meta / "keys" / f"{first:08d}.npy").unlink()
+        (meta / "plans" / f"{first:08d}-{end:08d}.parquet").unlink()
+        # The store is grown so that this append never consolidates the key index.
+        assert not (meta / "keys" / f"{0:08d}-{end:08d}.npy").exists()
     return {"seconds": seconds, "peak_rss_mb": peak_mb, "new": len(items), "batches": len(batches)}
 
 
@@ -254,7 +262,7 @@ def s3_extraction(
 
 def bench_scale(*, manifest: pd.DataFrame, cfg: PipelineConfig, quick: bool) -> dict[str, Any]:
     """The ``scale`` section: planning at 100k and 1M clips (10k and 100k with ``quick``)."""
-    sizes = {"10k": 10_000, "100k": 100_000} if quick else {"100k": 100_000, "1m": 1_000_000}
+    sizes = {s: SIZES[s] for s in (("10k", "100k") if quick else ("100k", "1m"))}
     out: dict[str, Any] = planning(sizes)
     n = 300 if quick else 3000
     out.update(s3_extraction(manifest.head(n), cfg))
@@ -263,4 +271,9 @@ def bench_scale(*, manifest: pd.DataFrame, cfg: PipelineConfig, quick: bool) -> 
 
 
 if __name__ == "__main__":
-    print(json.dumps(plan_once(sys.argv[1], sys.argv[2])))
+    # python -m bench.bench_scale planning 100k 1m: the planning figures alone (JSON);
+    # python -m bench.bench_scale <store url> <manifest>: one plan (what planning() runs).
+    if sys.argv[1] == "planning":
+        print(json.dumps(planning({s: SIZES[s] for s in sys.argv[2:]}), indent=1))
+    else:
+        print(json.dumps(plan_once(sys.argv[1], sys.argv[2])))

@@ -23,7 +23,7 @@ from melflow.digest import digest_of
 from melflow.features.spectral import compute_features, feature_shapes
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, ArraySpec, FillResult, RowStore, StoreLayout
-from melflow.manifest import OK, spans
+from melflow.manifest import OK, batch_frame, spans
 
 # 3: stores keep a key index and name plans by their batch range (new store URLs; the
 # augmented store follows, its digest includes this one).
@@ -91,12 +91,18 @@ def clip_keys(rows: pd.DataFrame) -> np.ndarray:
 
     Joined by Arrow: one Python string per row, built once (planning a million clips).
     """
-    ids = pa.array(rows["clip_id"].astype(str), type=pa.large_string())
-    shas = pc.utf8_slice_codeunits(
-        pa.array(rows["sha256"].astype(str), type=pa.large_string()), 0, 16
-    )
-    keys = pc.binary_join_element_wise(ids, shas, pa.scalar("#", type=pa.large_string()))
+    keys = arrow_clip_keys(rows["clip_id"].astype(str), rows["sha256"].astype(str))
     return np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def arrow_clip_keys(clip_id: Any, sha256: Any) -> pa.Array:
+    """:func:`clip_key` of each pair of ``clip_id`` and ``sha256`` strings, as Arrow strings.
+
+    The columns may be Arrow arrays or anything :func:`pyarrow.array` takes.
+    """
+    ids = pa.array(clip_id, type=pa.large_string())
+    shas = pc.utf8_slice_codeunits(pa.array(sha256, type=pa.large_string()), 0, 16)
+    return pc.binary_join_element_wise(ids, shas, pa.scalar("#", type=pa.large_string()))
 
 
 def manifest_items(
@@ -114,25 +120,38 @@ def manifest_items(
 
 
 def unplanned_items(
-    store: RowStore, frames: Iterable[pd.DataFrame]
+    store: RowStore, frames: Iterable[pd.DataFrame | pa.RecordBatch]
 ) -> tuple[list[dict[str, Any]], int]:
     """Items of the usable rows whose key ``store`` has not planned, and the usable row count.
 
-    ``frames`` are a manifest, whole or in consecutive chunks (:func:`manifest_chunks`; the
-    columns of :data:`ITEM_COLUMNS` suffice). The key index is read once and only new
-    clips become items (sorted by ``clip_id`` within a frame), so planning holds one
-    chunk plus 16 bytes per planned clip, whatever the corpus size.
+    ``frames`` are a manifest, whole or in consecutive chunks: frames, or Arrow record
+    batches (:func:`~melflow.manifest.manifest_batches`; the columns of
+    :data:`ITEM_COLUMNS` suffice). The key index is read once and only new clips become
+    items (sorted by ``clip_id`` within a frame); a record batch is tested in Arrow and only
+    its new rows are converted. Planning holds one chunk plus 16 bytes per planned clip,
+    whatever the corpus size.
     """
     known = store.key_index()
     items: list[dict[str, Any]] = []
     n_rows = 0
     for frame in frames:
-        usable = frame[frame["status"] == OK]
-        keys = clip_keys(usable)
+        if isinstance(frame, pa.RecordBatch):
+            usable = frame.filter(pc.equal(frame.column("status"), OK))
+            keys = arrow_clip_keys(usable.column("clip_id"), usable.column("sha256"))
+        else:
+            usable = frame[frame["status"] == OK]
+            keys = arrow_clip_keys(usable["clip_id"].astype(str), usable["sha256"].astype(str))
         new = np.flatnonzero(store.unplanned(keys, known))
-        order = new[np.argsort(usable["clip_id"].to_numpy(dtype=object)[new], kind="stable")]
-        items += manifest_items(usable.iloc[order], keys[order])
-        n_rows += len(usable)
+        n_rows += len(keys)
+        if not len(new):  # the common case at scale: converting nothing still costs ~3 ms
+            continue
+        if isinstance(usable, pa.RecordBatch):
+            rows = batch_frame(usable.take(pa.array(new, type=pa.int64())))
+        else:
+            rows = usable.iloc[new]
+        new_keys = np.asarray(keys.take(new).to_numpy(zero_copy_only=False), dtype=object)
+        order = np.argsort(rows["clip_id"].to_numpy(dtype=object), kind="stable")
+        items += manifest_items(rows.iloc[order], new_keys[order])
     return items, n_rows
 
 

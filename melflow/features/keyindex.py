@@ -3,7 +3,12 @@
 Planning must tell new clips from planned ones. Keeping every planned key as text costs
 ~100 bytes of Python string per clip (100 MB at a million clips) and reading every plan
 file; the index holds two independent 64-bit SipHashes per key instead (collision odds
-about n^2 / 2^129, i.e. nil), sorted, so membership is a binary search.
+about n^2 / 2^129, i.e. nil), in a few sorted parts, so membership is a binary search
+per part.
+
+A part is stored as an ``.npy`` array of shape ``(n, 2)``, written column-major so that
+each hash column loads as one contiguous array straight from the file's bytes (no copy,
+no sort); row-major parts written by earlier versions load too.
 """
 
 from __future__ import annotations
@@ -13,72 +18,133 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 # Fixed 16-character SipHash keys: the hashes are part of the store format.
 _HASH_KEYS = ("melflow-keyidx-1", "melflow-keyidx-2")
 
 
-def key_hashes(keys: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Two 64-bit hashes per key, shape ``(len(keys), 2)``, dtype uint64."""
-    values = np.asarray(keys, dtype=object)
+def key_hashes(keys: Sequence[str] | np.ndarray | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Two 64-bit hashes per key, shape ``(len(keys), 2)``, dtype uint64.
+
+    Arrow string arrays are hashed from their UTF-8 bytes, which SipHash reads as they are
+    (a Python ``str`` is encoded first: 3x slower at a million keys); both give the same
+    hashes.
+    """
+    if isinstance(keys, pa.Array | pa.ChunkedArray):
+        values = np.asarray(keys.cast(pa.large_binary()).to_numpy(zero_copy_only=False))
+    else:
+        values = np.asarray(keys, dtype=object)
     if values.size == 0:
         return np.zeros((0, 2), dtype=np.uint64)
-    return np.stack(
-        [pd.util.hash_array(values, hash_key=k, categorize=False) for k in _HASH_KEYS], axis=1
-    )
+    out = np.empty((len(values), 2), dtype=np.uint64, order="F")
+    for column, hash_key in enumerate(_HASH_KEYS):
+        out[:, column] = pd.util.hash_array(values, hash_key=hash_key, categorize=False)
+    return out
 
 
 def sorted_hashes(hashes: np.ndarray) -> np.ndarray:
-    """``hashes`` ordered by their first hash: the form an index part is stored in."""
-    return np.ascontiguousarray(hashes[np.argsort(hashes[:, 0], kind="stable")])
+    """``hashes`` ordered by their first hash, column-major: the form a part is stored in."""
+    return np.asfortranarray(hashes[np.argsort(hashes[:, 0], kind="stable")])
 
 
 class KeyIndex:
-    """Set of planned keys, held as one sorted ``(n, 2)`` uint64 hash array.
+    """Set of planned keys: sorted parts of hash pairs, each held as two contiguous columns.
 
-    Stored parts (one per append) are each sorted already, so merging them is a stable
-    sort over a few presorted runs, not a full sort of a million hashes.
+    ``parts`` are ``(n, 2)`` uint64 arrays (a part that is not sorted is sorted here). The
+    store keeps the number of parts small by consolidating them (:meth:`consolidated`).
     """
 
-    def __init__(self, parts: Sequence[np.ndarray]) -> None:
-        hashes = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
-        self.hashes = sorted_hashes(hashes) if len(parts) > 1 else hashes
-        if len(parts) == 1 and not (hashes[1:, 0] >= hashes[:-1, 0]).all():
-            self.hashes = sorted_hashes(hashes)
+    def __init__(self, parts: Sequence[np.ndarray] = ()) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        for part in parts:
+            self.add(part)
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return sum(len(first) for first, _ in self._parts)
+
+    @property
+    def n_parts(self) -> int:
+        return len(self._parts)
+
+    def add(self, part: np.ndarray) -> None:
+        """Add the keys of one part, shape ``(n, 2)``, to the set."""
+        if len(part) == 0:
+            return
+        if not (part[1:, 0] >= part[:-1, 0]).all():
+            part = sorted_hashes(part)
+        # Views when the part is column-major; a row-major part is copied column by column.
+        self._parts.append((np.ascontiguousarray(part[:, 0]), np.ascontiguousarray(part[:, 1])))
+
+    def consolidated(self) -> np.ndarray:
+        """Every key of the index as one sorted part, shape ``(len(self), 2)``, column-major.
+
+        Merging presorted runs is a stable sort over a few runs, not a full sort.
+        """
+        out = np.empty((len(self), 2), dtype=np.uint64, order="F")
+        if not self._parts:
+            return out
+        first = np.concatenate([f for f, _ in self._parts])
+        order = np.argsort(first, kind="stable")
+        out[:, 0] = first[order]
+        del first
+        out[:, 1] = np.concatenate([s for _, s in self._parts])[order]
+        return out
+
+    def replace_parts(self, part: np.ndarray) -> None:
+        """Hold ``part`` (the same keys, e.g. :meth:`consolidated`) instead of the parts."""
+        self._parts = []
+        self.add(part)
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """Boolean mask, shape ``(len(hashes),)``: which hash pairs are in the index."""
         # Sorted needles make the binary search walk memory in order: ~2x faster.
         order = np.argsort(hashes[:, 0])
-        needles = hashes[order]
-        first = self.hashes[:, 0]
-        lo = np.searchsorted(first, needles[:, 0], side="left")
-        at = np.minimum(lo, max(len(first) - 1, 0))
+        needles = np.ascontiguousarray(hashes[order, 0])
+        seconds = np.ascontiguousarray(hashes[order, 1])
         found = np.zeros(len(needles), dtype=bool)
-        if len(first):
-            hit = first[at] == needles[:, 0]
-            found = hit & (self.hashes[at, 1] == needles[:, 1])
-            # A first hash shared by several keys (odds ~n^2/2^65): compare all of them.
-            shared = hit & ~found & (at + 1 < len(first))
-            shared[shared] &= first[at[shared] + 1] == needles[shared, 0]
-            for i in np.flatnonzero(shared):
-                hi = np.searchsorted(first, needles[i, 0], side="right")
-                found[i] = bool((self.hashes[lo[i] : hi, 1] == needles[i, 1]).any())
+        for first, second in self._parts:
+            found |= _part_contains(first, second, needles, seconds)
         mask = np.empty_like(found)
         mask[order] = found
         return mask
 
 
+def _part_contains(
+    first: np.ndarray, second: np.ndarray, needles: np.ndarray, seconds: np.ndarray
+) -> np.ndarray:
+    """Which ``(needles, seconds)`` pairs one sorted part (``first``, ``second``) holds."""
+    lo = np.searchsorted(first, needles, side="left")
+    at = np.minimum(lo, len(first) - 1)
+    hit = first[at] == needles
+    found = hit & (second[at] == seconds)
+    # A first hash shared by several keys (odds ~n^2/2^65): compare all of them.
+    shared = hit & ~found & (at + 1 < len(first))
+    shared[shared] &= first[at[shared] + 1] == needles[shared]
+    for i in np.flatnonzero(shared):
+        hi = np.searchsorted(first, needles[i], side="right")
+        found[i] = bool((second[lo[i] : hi] == seconds[i]).any())
+    return found
+
+
 def hashes_bytes(hashes: np.ndarray) -> bytes:
-    """``.npy`` bytes of a ``(n, 2)`` uint64 hash array."""
+    """``.npy`` bytes of a ``(n, 2)`` uint64 hash array, column-major."""
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(hashes, dtype=np.uint64), allow_pickle=False)
+    np.save(buffer, np.asfortranarray(hashes, dtype=np.uint64), allow_pickle=False)
     return buffer.getvalue()
 
 
 def hashes_from_bytes(data: bytes) -> np.ndarray:
-    hashes: np.ndarray = np.load(io.BytesIO(data), allow_pickle=False)
-    return hashes
+    """The ``(n, 2)`` uint64 array of ``.npy`` bytes: a read-only view of ``data``, no copy."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    read_header = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype != np.uint64 or len(shape) != 2 or shape[1] != 2:
+        raise ValueError(f"not a key index part: shape {shape}, dtype {dtype}")
+    flat = np.frombuffer(data, dtype=np.uint64, count=shape[0] * 2, offset=stream.tell())
+    return flat.reshape(shape, order="F" if fortran_order else "C")

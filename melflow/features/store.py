@@ -6,6 +6,7 @@ Layout of a store at ``<url>``::
                                            [rows, *row_shape] plus one string array per column
     <url>/_melflow/batches/<b>.json        the items of batch b (what a worker computes)
     <url>/_melflow/keys/<p>.npy            hashes of the keys planned by append p (16 B/key)
+    <url>/_melflow/keys/00000000-<q>.npy   consolidated: the keys of every append before q
     <url>/_melflow/plans/<p>-<q>.parquet   commit record of append p (batches p .. q-1):
                                            key, row, batch, columns
     <url>/_melflow/done/<b>                batch b is written (the completion marker)
@@ -22,7 +23,11 @@ with exactly the same batches and produces an identical store.
 
 Planning reads only the key index (:mod:`melflow.features.keyindex`) and the names of the
 plan files, never the plans of earlier appends: an incremental run costs 16 bytes per
-planned clip plus the work of its new clips.
+planned clip plus the work of its new clips. The index is the latest consolidated part
+plus the parts of later appends; once there are more than :data:`MAX_KEY_PARTS` of those,
+the planner that holds the claim merges them into a new consolidated part, so a plan
+reads a handful of files and searches a handful of sorted arrays, however many appends
+the store has seen.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from melflow.features.keyindex import (
 )
 
 if TYPE_CHECKING:  # distributed is heavy: a fully cached run never loads it
+    import pyarrow as pa
     from distributed import Client
 
 META = "_melflow"
@@ -64,6 +70,8 @@ MAX_OPEN_STORES = 16
 # Planning takes seconds: a claim this old was left by a planner that died.
 CLAIM_STALE_S = 600.0
 PLAN_WAIT_S = 120.0
+# Appended key parts read besides the consolidated one before they are merged into it.
+MAX_KEY_PARTS = 8
 _WRITABLE: dict[str, dict[str, zarr.Array]] = {}
 
 
@@ -106,6 +114,12 @@ class RowStore:
         # Resolved here, in the client: a pickled handle must find the same files on a
         # worker of an existing cluster, which runs in another working directory.
         self._root = storage.absolute(url)
+        # The key index read so far and the batch it covers up to: later calls read only
+        # the parts of appends committed since (never pickled: workers do not plan).
+        self._known: tuple[KeyIndex, int] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_known": None}
 
     # -- paths ---------------------------------------------------------------------------
     def _meta(self, *parts: str) -> str:
@@ -209,18 +223,67 @@ class RowStore:
         return appends[-1][1] if appends else 0
 
     def key_index(self) -> KeyIndex:
-        """The hashes of every planned key (what planning reads instead of the plans)."""
-        return KeyIndex(
-            [
-                hashes_from_bytes(
-                    storage.read_bytes(self._meta("keys", f"{first:08d}.npy"), self.storage_options)
-                )
-                for first, _, _ in self._appends()
-            ]
+        """The hashes of every planned key (what planning reads instead of the plans).
+
+        The first call reads the latest consolidated part and the parts of later appends;
+        later calls on this handle read only the parts of appends committed since.
+        """
+        if self._known is None:
+            self._known = self._read_key_index()
+        index, covered = self._known
+        appends = self._appends()
+        for first, _, _ in appends:
+            if first >= covered:
+                index.add(self._read_keys(f"{first:08d}.npy"))
+        self._known = (index, appends[-1][1] if appends else 0)
+        return index
+
+    def _read_keys(self, name: str) -> np.ndarray:
+        return hashes_from_bytes(storage.read_bytes(self._meta("keys", name), self.storage_options))
+
+    def _consolidations(self) -> list[int]:
+        """Ends ``q`` of the consolidated parts ``00000000-<q>.npy`` in the keys folder."""
+        ends = []
+        for name in storage.listdir_names(self._meta("keys"), self.storage_options):
+            first, sep, end = name.removesuffix(".npy").partition("-")
+            if name.endswith(".npy") and sep and first == f"{0:08d}" and end.isdigit():
+                ends.append(int(end))
+        return sorted(ends)
+
+    def _read_key_index(self) -> tuple[KeyIndex, int]:
+        """The latest consolidated part of committed appends, and the batch it ends at."""
+        for attempt in itertools.count():
+            ends = {end for _, end, _ in self._appends()}
+            merged = [q for q in self._consolidations() if q in ends]
+            if not merged:
+                return KeyIndex(), 0
+            try:
+                return KeyIndex([self._read_keys(f"{0:08d}-{merged[-1]:08d}.npy")]), merged[-1]
+            except FileNotFoundError:
+                # A newer consolidation replaced the one we listed: list again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _consolidate_keys(self, index: KeyIndex, end: int) -> None:
+        """Write ``index`` (every key of the appends before ``end``) as one consolidated part.
+
+        Runs under the claim, after the plan of the append ending at ``end`` is committed;
+        the consolidated parts it supersedes are removed (readers that listed one of them
+        list again), the per-append parts are kept.
+        """
+        merged = index.consolidated()
+        name = f"{0:08d}-{end:08d}.npy"
+        storage.write_bytes_atomic(
+            self._meta("keys", name), hashes_bytes(merged), self.storage_options
         )
+        index.replace_parts(merged)
+        for q in self._consolidations():
+            if q < end:
+                storage.remove(self._meta("keys", f"{0:08d}-{q:08d}.npy"), self.storage_options)
 
     def unplanned(
-        self, keys: Sequence[str] | np.ndarray, known: KeyIndex | None = None
+        self, keys: Sequence[str] | np.ndarray | pa.Array, known: KeyIndex | None = None
     ) -> np.ndarray:
         """Boolean mask, shape ``(len(keys),)``: keys not planned yet (``known``: the index)."""
         known = self.key_index() if known is None else known
@@ -311,7 +374,9 @@ class RowStore:
         self, first_batch: int, items: Sequence[dict[str, Any]], columns: Sequence[str]
     ) -> list[Batch]:
         """Plan the unplanned ``items`` as batches from ``first_batch`` (claimed), commit."""
-        fresh_mask = self.unplanned([item[KEY] for item in items])
+        known = self.key_index()  # every committed append: the claim keeps others out
+        hashes = key_hashes([item[KEY] for item in items])
+        fresh_mask = ~known.contains(hashes)
         fresh = [item for item, new in zip(items, fresh_mask, strict=True) if new]
         if not fresh:
             return []
@@ -333,9 +398,10 @@ class RowStore:
             )
         end_batch = first_batch + len(batches)
         self._grow(end_batch * chunk)
+        fresh_hashes = sorted_hashes(hashes[fresh_mask])
         storage.write_bytes_atomic(
             self._meta("keys", f"{first_batch:08d}.npy"),
-            hashes_bytes(sorted_hashes(key_hashes([item[KEY] for item in fresh]))),
+            hashes_bytes(fresh_hashes),
             self.storage_options,
         )
         starts = [(batch.start, batch.index, len(batch.items)) for batch in batches]
@@ -356,6 +422,10 @@ class RowStore:
             buf.getvalue(),
             self.storage_options,
         )
+        known.add(fresh_hashes)
+        self._known = (known, end_batch)
+        if known.n_parts > MAX_KEY_PARTS:
+            self._consolidate_keys(known, end_batch)
         return batches
 
     def _grow(self, n_rows: int) -> None:

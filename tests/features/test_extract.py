@@ -25,7 +25,7 @@ from melflow.features.extract import (
 )
 from melflow.features.spectral import compute_features
 from melflow.features.store import KEY, RowStore
-from melflow.manifest import manifest_chunks, write_manifest
+from melflow.manifest import manifest_batches, manifest_chunks, write_manifest
 from melflow.parallel import dask_client
 
 
@@ -169,10 +169,16 @@ def test_planning_a_manifest_file_in_chunks_equals_planning_it_whole(
     chunked, n_chunked = unplanned_items(
         store, manifest_chunks(path, rows=10, columns=list(ITEM_COLUMNS))
     )
-    assert (n_whole, n_chunked) == (72, 72) and chunked == whole
+    batched, n_batched = unplanned_items(
+        store, manifest_batches(path, rows=10, columns=list(ITEM_COLUMNS))
+    )
+    assert (n_whole, n_chunked, n_batched) == (72, 72, 72) and chunked == whole
+    assert batched == whole  # Arrow batches: the same items, only new rows converted
     assert whole[0]["span"] is None and whole[0][KEY] == clip_key(
         manifest["clip_id"][0], manifest["sha256"][0]
     )
     store.append(whole[::2], columns=("clip_id", "label", "split", "group", "sha256"))
     again, _ = unplanned_items(store, manifest_chunks(path, rows=7, columns=list(ITEM_COLUMNS)))
     assert again == whole[1::2]
+    again_batched, _ = unplanned_items(store, manifest_batches(path, rows=7))
+    assert again_batched == whole[1::2]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import pyarrow as pa
+import pytest
 
 from melflow.features.keyindex import (
     KeyIndex,
@@ -28,3 +32,44 @@ def test_a_shared_first_hash_is_told_apart_by_the_second() -> None:
     part = np.array([[5, 1], [5, 2], [9, 3]], dtype=np.uint64)
     asked = np.array([[5, 2], [5, 3], [9, 3], [7, 1]], dtype=np.uint64)
     assert list(KeyIndex([part]).contains(asked)) == [True, False, True, False]
+
+
+def test_consolidated_parts_hold_the_same_keys_as_one_sorted_column_major_part() -> None:
+    rng = np.random.default_rng(7)
+    keys = [f"clip{i:05d}#{i:016x}" for i in rng.permutation(3000)]
+    index = KeyIndex([sorted_hashes(key_hashes(keys[o : o + 500])) for o in range(0, 3000, 500)])
+    assert index.n_parts == 6
+    merged = index.consolidated()
+    assert merged.shape == (3000, 2) and merged.flags.f_contiguous
+    assert (np.diff(merged[:, 0].astype(np.float64)) >= 0).all()
+    assert set(map(tuple, merged.tolist())) == set(map(tuple, key_hashes(keys).tolist()))
+    asked = key_hashes([*keys[::7], "clip99999#0", "new"])
+    before = index.contains(asked)
+    index.replace_parts(hashes_from_bytes(hashes_bytes(merged)))
+    assert index.n_parts == 1 and len(index) == 3000
+    assert (index.contains(asked) == before).all() and before.sum() == len(keys[::7])
+
+
+def test_parts_load_without_a_copy_and_row_major_parts_of_earlier_stores_still_load() -> None:
+    hashes = sorted_hashes(key_hashes([f"k{i}" for i in range(100)]))
+    data = hashes_bytes(hashes)
+    loaded = hashes_from_bytes(data)
+    assert np.shares_memory(loaded, np.frombuffer(data, dtype=np.uint8))
+    assert loaded.flags.f_contiguous and (loaded == hashes).all()
+    old = hashes_from_bytes(_npy(np.ascontiguousarray(hashes)))  # as earlier versions wrote
+    assert old.flags.c_contiguous and (old == hashes).all()
+    assert KeyIndex([old]).contains(hashes[:3]).all()
+    with pytest.raises(ValueError, match="not a key index part"):
+        hashes_from_bytes(_npy(np.zeros(3, dtype=np.uint64)))
+
+
+def test_arrow_strings_hash_like_python_strings() -> None:
+    keys = ["a#0123", "é/ü.wav#ff", ""]
+    assert (key_hashes(pa.array(keys, type=pa.large_string())) == key_hashes(keys)).all()
+    assert (key_hashes(pa.chunked_array([keys[:1], keys[1:]])) == key_hashes(keys)).all()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

@@ -104,15 +104,16 @@ def test_an_incremental_plan_at_20k_clips_reads_no_plan_of_the_old_clips(
         return data
 
     monkeypatch.setattr(storage, "read_bytes", counted)
+    store = RowStore(store.url)  # the next run's handle
     keys = [*old, *(f"new{i:03d}" for i in range(200))]
     fresh = [k for k, new in zip(keys, store.unplanned(keys), strict=True) if new]
     assert fresh == keys[20_000:]
     batches = store.append(items(*fresh), columns=("label",))
     assert [b.index for b in batches] == [79]  # 20,000 rows fill 79 chunks of 256 (78.1)
-    # Only the key index (16 bytes per planned key) is read, once per call; no plan file,
-    # no batch file of the old clips.
-    assert {name for name, _ in reads} == {"keys/00000000.npy"}
-    assert all(size <= 16 * 20_000 + 128 for _, size in reads) and len(reads) == 2
+    # Only the key index (16 bytes per planned key) is read, and once: the append reuses
+    # it. No plan file, no batch file of the old clips.
+    assert [name for name, _ in reads] == ["keys/00000000.npy"]
+    assert reads[0][1] <= 16 * 20_000 + 128
     monkeypatch.undo()
     assert list(store.index()["row"][-2:]) == [79 * 256 + 198, 79 * 256 + 199]
 
@@ -170,3 +171,64 @@ def test_a_plan_committed_between_reading_and_claiming_is_not_overwritten(
     assert [b.index for b in store.append(items(*"abc"), columns=("label",))] == [1]
     assert [i[KEY] for i in store.batch(0).items] == ["a", "b"]
     assert not list(Path(store.url, "_melflow", "claims").iterdir())
+
+
+def _keys_files(store: RowStore) -> list[str]:
+    return sorted(p.name for p in Path(store.url, "_melflow", "keys").iterdir())
+
+
+def test_key_parts_are_consolidated_and_a_plan_after_consolidation_equals_one_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stores = {}
+    for name, max_parts in (("merged", 3), ("parts", 1000)):
+        monkeypatch.setattr(store_module, "MAX_KEY_PARTS", max_parts)
+        stores[name] = s = RowStore(str(tmp_path / name))
+        s.ensure(LAYOUT)
+        for n in range(1, 7):  # six appends of one batch each
+            s.append(items(*(f"k{i:02d}" for i in range(4 * n))), columns=("label",))
+    merged, parts = stores["merged"], stores["parts"]
+    # The 4th append made 4 parts (> 3): consolidated up to batch 4; appends 5, 6 follow.
+    assert _keys_files(merged) == sorted(
+        [*(f"{b:08d}.npy" for b in range(6)), "00000000-00000004.npy"]
+    )
+    assert _keys_files(parts) == [f"{b:08d}.npy" for b in range(6)]
+    reads: list[str] = []
+    read_bytes = storage.read_bytes
+
+    def counted(path: str, storage_options: dict[str, object] | None = None) -> bytes:
+        reads.append(path.split("_melflow/keys/", 1)[1])
+        return read_bytes(path, storage_options)
+
+    monkeypatch.setattr(storage, "read_bytes", counted)
+    keys = [*(f"k{i:02d}" for i in range(30)), "z", "k07"]
+    fresh = RowStore(merged.url)
+    assert list(fresh.unplanned(keys)) == list(RowStore(parts.url).unplanned(keys))
+    assert reads[:3] == ["00000000-00000004.npy", "00000004.npy", "00000005.npy"]
+    assert [b.items for b in fresh.append(items(*keys), columns=("label",))] == [
+        b.items for b in parts.append(items(*keys), columns=("label",))
+    ]
+    monkeypatch.undo()
+    assert fresh.index().equals(parts.index())
+    assert len(fresh.key_index()) == 24 + 7 and RowStore(merged.url).unplanned(keys).sum() == 0
+
+
+def test_a_newer_consolidation_supersedes_older_ones_and_one_past_the_plans_is_ignored(
+    store: RowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_KEY_PARTS", 1)
+    for n in range(1, 4):
+        store.append(items(*(f"k{i}" for i in range(4 * n))), columns=("label",))
+    assert [f for f in _keys_files(store) if "-" in f] == ["00000000-00000003.npy"]
+    # A consolidation whose end is no committed plan (e.g. a plan removed by hand) is not
+    # trusted: the index is read from the one before it, or from the parts.
+    keys = Path(store.url, "_melflow", "keys")
+    (keys / "00000000-00000009.npy").write_bytes(hashes_bytes(key_hashes(["x"])))
+    assert list(RowStore(store.url).unplanned(["k0", "k11", "x"])) == [False, False, True]
+    (keys / "00000000-00000003.npy").unlink()
+    # A reader that listed it just before a newer consolidation removed it lists again.
+    listed = [[3, 9]]
+    real = RowStore._consolidations
+    monkeypatch.setattr(RowStore, "_consolidations", lambda s: listed.pop() if listed else real(s))
+    assert list(RowStore(store.url).unplanned(["k0", "k11", "x"])) == [False, False, True]
+    assert not listed
