@@ -24,7 +24,6 @@ import pandas as pd
 
 from melflow import storage
 from melflow.audio.io import load_clip, read_audio, resample, to_mono
-from melflow.augment.ops import augment_waveform
 from melflow.config import AudioConfig, AugmentConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_file, digest_of
 from melflow.errors import ConfigError
@@ -35,7 +34,6 @@ from melflow.features.extract import (
     feature_store_digest,
     item_span,
 )
-from melflow.features.spectral import compute_features
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, FillResult, RowStore, StoreLayout
 from melflow.manifest import ok_rows, spans
@@ -184,6 +182,10 @@ def augment_store_batch(
     Each source clip is decoded once for all of its variants in the batch. Returns the
     number of variants written.
     """
+    # Here, not at the top: a run or status that finds the store complete needs no scipy.
+    from melflow.augment.ops import augment_waveform
+    from melflow.features.spectral import compute_features
+
     batch = store.batch(index)
     fs = None
     if batch.items and storage.is_url(batch.items[0]["path"]):

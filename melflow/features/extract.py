@@ -20,7 +20,6 @@ from melflow import storage
 from melflow.audio.io import Span, load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
-from melflow.features.spectral import compute_features, feature_shapes
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, ArraySpec, FillResult, RowStore, StoreLayout
 from melflow.manifest import OK, batch_frame, spans
@@ -61,6 +60,8 @@ def feature_layout(
     ``columns`` are the per-row string columns; derived stores (the augmented store)
     pass the clean columns plus their own.
     """
+    from melflow.features.spectral import feature_shapes  # scipy: only when computing
+
     shapes = feature_shapes(n_samples=n_samples(audio), cfg=features)
     return StoreLayout(
         arrays=tuple(ArraySpec(k, shape, features.dtype) for k, shape in shapes.items()),
@@ -173,6 +174,8 @@ def extract_batch(
 
     Returns the number of clips written.
     """
+    from melflow.features.spectral import compute_features
+
     batch = store.batch(index)
     fs = None
     if batch.items and storage.is_url(batch.items[0]["path"]):

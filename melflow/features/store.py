@@ -45,10 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import zarr
 from filelock import FileLock
-from zarr.codecs import ZstdCodec
-from zarr.core.sync import sync
 
 from melflow import storage
 from melflow.errors import StoreError
@@ -60,8 +57,9 @@ from melflow.features.keyindex import (
     sorted_hashes,
 )
 
-if TYPE_CHECKING:  # distributed is heavy: a fully cached run never loads it
+if TYPE_CHECKING:  # a fully cached run or `melflow status` reads markers only: no Dask, no Zarr
     import pyarrow as pa
+    import zarr
     from distributed import Client
 
 META = "_melflow"
@@ -134,6 +132,8 @@ class RowStore:
 
     def group(self, mode: str = "r") -> zarr.Group:
         """The underlying Zarr group (``mode='r'`` to read, ``'r+'`` to write)."""
+        import zarr
+
         try:
             return zarr.open_group(self.zarr_url, mode=mode, **self._zarr_kwargs())  # type: ignore[arg-type]
         except FileNotFoundError as exc:
@@ -162,6 +162,9 @@ class RowStore:
                         "remove it or use a different data_dir"
                     )
                 return
+            import zarr
+            from zarr.codecs import ZstdCodec
+
             root = zarr.open_group(self.zarr_url, mode="w", **self._zarr_kwargs())
             compressors = ZstdCodec(level=layout.compression_level)
             batch_rows = layout.chunk_rows * layout.shard_chunks
@@ -429,6 +432,8 @@ class RowStore:
         return batches
 
     def _grow(self, n_rows: int) -> None:
+        from zarr.core.sync import sync
+
         short = [a for _, a in self.group("r+").arrays() if a.shape[0] < n_rows]
         sync(_resize_all(short, n_rows))
 
@@ -479,6 +484,8 @@ class RowStore:
         for column in (KEY, *columns):
             texts = [str(item[column]) for item in batch.items] + [""] * (chunk - n)
             blocks[column] = np.array(texts, dtype=object)
+        from zarr.core.sync import sync
+
         # One event-loop round trip for all arrays: their chunks encode and land concurrently.
         sync(_set_all([(targets[name], block) for name, block in blocks.items()], region))
         storage.write_bytes_atomic(
@@ -542,6 +549,8 @@ async def _set_all(targets: list[tuple[zarr.Array, np.ndarray]], region: slice) 
 
 
 def _array(root: zarr.Group, name: str) -> zarr.Array:
+    import zarr
+
     node = root[name]
     if not isinstance(node, zarr.Array):
         raise StoreError(f"{name} in {root.store} is a group, expected an array")

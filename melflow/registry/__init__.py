@@ -1,11 +1,14 @@
 """MLflow tracking and model registry: log evaluated models, gate promotion, load champions.
 
-The only package that imports MLflow. Its modules, one job each:
+The only package that imports MLflow, and only where it must (reading the local SQLite
+store does not). Its modules, one job each:
 
-- :mod:`~melflow.registry.session`: where the store is, and a client session on it;
+- :mod:`~melflow.registry.location`: where the store is;
+- :mod:`~melflow.registry.session`: a client session on it;
 - :mod:`~melflow.registry.pyfunc`: the registered raw-audio pyfunc model;
 - :mod:`~melflow.registry.register`: log and register an evaluated bundle;
-- :mod:`~melflow.registry.lookup`: list, show, compare, load, download a bundle;
+- :mod:`~melflow.registry.lookup`: list, show, compare, load, download a bundle, through
+  :mod:`~melflow.registry.reader` (the local SQLite store read directly, without MLflow);
 - :mod:`~melflow.registry.gate`: the promotion gate and manual promotion;
 - :mod:`~melflow.registry.cv`, :mod:`~melflow.registry.sweep`: log a cross-validation or
   an architecture sweep (nothing registered), both through
@@ -22,8 +25,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Names resolve on first use (PEP 562): a lookup (status, models list) loads MLflow only,
-# not the pyfunc, torch and the promotion statistics that registering needs.
+# Names resolve on first use (PEP 562): a lookup (status, models list) on a local store
+# loads no MLflow, and none loads the pyfunc, torch and the promotion statistics that
+# registering needs.
 _HOMES = {
     "PromotionDecision": "melflow.promotion",
     "CV_DIGEST_TAG": "melflow.registry.cv",
@@ -45,8 +49,8 @@ _HOMES = {
     "DatasetInput": "melflow.registry.register",
     "RegisteredModel": "melflow.registry.register",
     "log_and_register": "melflow.registry.register",
-    "artifact_root": "melflow.registry.session",
-    "tracking_uri": "melflow.registry.session",
+    "artifact_root": "melflow.registry.location",
+    "tracking_uri": "melflow.registry.location",
     "SWEEP_DIGEST_TAG": "melflow.registry.sweep",
     "SWEEP_POINT_TAG": "melflow.registry.sweep",
     "log_sweep": "melflow.registry.sweep",
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     from melflow.promotion import PromotionDecision
     from melflow.registry.cv import CV_DIGEST_TAG, CV_FOLD_TAG, log_cv
     from melflow.registry.gate import ChampionRescore, promote, promote_if_better
+    from melflow.registry.location import artifact_root, tracking_uri
     from melflow.registry.lookup import (
         VersionInfo,
         champion_bundle,
@@ -68,7 +73,6 @@ if TYPE_CHECKING:
     )
     from melflow.registry.names import CHALLENGER, CHAMPION
     from melflow.registry.register import DatasetInput, RegisteredModel, log_and_register
-    from melflow.registry.session import artifact_root, tracking_uri
     from melflow.registry.sweep import SWEEP_DIGEST_TAG, SWEEP_POINT_TAG, log_sweep
 
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError, ParameterError
 from melflow.lineage import PER_CLASS_PREFIX, SUMMARY_METRICS
+from melflow.registry.location import store_exists
 from melflow.registry.names import (
     BUNDLE_ARTIFACT,
     BUNDLE_DIGEST_TAG,
@@ -23,16 +23,16 @@ from melflow.registry.names import (
     EVAL_DIGEST_TAG,
     GIT_COMMIT_TAG,
 )
-from melflow.registry.session import session, store_exists
-from melflow.registry.versions import (
-    aliases,
-    champion,
-    created,
-    is_registered,
+from melflow.registry.reader import (
+    RegistryReader,
+    VersionRecord,
+    aliases_by_version,
+    created_utc,
+    find_version,
     known_model,
-    run_id,
-    test_metrics,
-    version_of,
+    plain_metrics,
+    reading,
+    run_of,
 )
 
 LIST_COLUMNS = ["version", "aliases", "accuracy", "macro_f1", "weighted_f1", "created", "run_id"]
@@ -75,6 +75,10 @@ def _no_store(cfg: PipelineConfig) -> MelflowError:
     )
 
 
+def _test_metrics(reader: RegistryReader, record: VersionRecord) -> dict[str, float]:
+    return plain_metrics(reader.run(run_of(record)).metrics)
+
+
 def list_versions(*, cfg: PipelineConfig) -> pd.DataFrame:
     """Every version of the configured model, newest first.
 
@@ -87,20 +91,20 @@ def list_versions(*, cfg: PipelineConfig) -> pd.DataFrame:
     name = cfg.registry.model_name
     if not store_exists(cfg):
         return pd.DataFrame(columns=LIST_COLUMNS)
-    with session(cfg) as client:
-        if not is_registered(client, name):
+    with reading(cfg) as reader:
+        if not reader.is_registered(name):
             return pd.DataFrame(columns=LIST_COLUMNS)
-        by_version = aliases(client, name)
+        by_version = aliases_by_version(reader, name)
         rows = []
-        for mv in client.search_model_versions(f"name = '{name}'"):
-            metrics = test_metrics(client, mv)
+        for record in reader.versions(name):
+            metrics = _test_metrics(reader, record)
             rows.append(
                 {
-                    "version": str(mv.version),
-                    "aliases": ",".join(sorted(by_version.get(str(mv.version), []))),
+                    "version": record.version,
+                    "aliases": ",".join(sorted(by_version.get(record.version, []))),
                     **{k: metrics.get(k, np.nan) for k in ("accuracy", "macro_f1", "weighted_f1")},
-                    "created": created(mv),
-                    "run_id": mv.run_id,
+                    "created": created_utc(record.created_ms),
+                    "run_id": record.run_id,
                 }
             )
     frame = pd.DataFrame(rows, columns=LIST_COLUMNS)
@@ -109,55 +113,51 @@ def list_versions(*, cfg: PipelineConfig) -> pd.DataFrame:
     )
 
 
+def _show(reader: RegistryReader, name: str, ref: str) -> VersionInfo:
+    known_model(reader, name)
+    record = find_version(reader, name, ref)
+    run = reader.run(run_of(record))
+    return VersionInfo(
+        name=name,
+        version=record.version,
+        aliases=sorted(aliases_by_version(reader, name).get(record.version, [])),
+        created=created_utc(record.created_ms),
+        run_id=run_of(record),
+        source=record.source,
+        metrics=plain_metrics(run.metrics),
+        tags=record.tags,
+        run_tags={
+            k: v for k, v in run.tags.items() if k == GIT_COMMIT_TAG or not k.startswith("mlflow.")
+        },
+        classes=sorted(
+            k.removeprefix(PER_CLASS_PREFIX) for k in run.metrics if k.startswith(PER_CLASS_PREFIX)
+        ),
+        feature=run.params.get("train.feature"),
+        features={
+            k.removeprefix("features."): v
+            for k, v in run.params.items()
+            if k.startswith("features.")
+        },
+    )
+
+
 def show(*, cfg: PipelineConfig, ref: str) -> VersionInfo:
     """One version's details: aliases, metrics (incl. per-class F1), tags, data lineage."""
-    name = cfg.registry.model_name
     if not store_exists(cfg):
         raise _no_store(cfg)
-    with session(cfg) as client:
-        known_model(client, name)
-        mv = version_of(client, name, ref)
-        run = client.get_run(run_id(mv))
-        params = run.data.params
-        classes = sorted(
-            k.removeprefix(PER_CLASS_PREFIX)
-            for k in run.data.metrics
-            if k.startswith(PER_CLASS_PREFIX)
-        )
-        return VersionInfo(
-            name=name,
-            version=str(mv.version),
-            aliases=sorted(aliases(client, name).get(str(mv.version), [])),
-            created=created(mv),
-            run_id=run_id(mv),
-            source=str(mv.source),
-            metrics=test_metrics(client, mv),
-            tags=dict(mv.tags),
-            run_tags={
-                k: v
-                for k, v in run.data.tags.items()
-                if k == GIT_COMMIT_TAG or not k.startswith("mlflow.")
-            },
-            classes=classes,
-            feature=params.get("train.feature"),
-            features={
-                k.removeprefix("features."): v
-                for k, v in params.items()
-                if k.startswith("features.")
-            },
-        )
+    with reading(cfg) as reader:
+        return _show(reader, cfg.registry.model_name, ref)
 
 
 def champion_info(*, cfg: PipelineConfig) -> VersionInfo | None:
     """The champion's details, or ``None`` when there is none (or no store yet)."""
+    name = cfg.registry.model_name
     if not store_exists(cfg):
         return None
-    with session(cfg) as client:
-        if not is_registered(client, cfg.registry.model_name):
+    with reading(cfg) as reader:
+        if not reader.is_registered(name) or reader.version_by_alias(name, CHAMPION) is None:
             return None
-        if champion(client, cfg.registry.model_name) is None:
-            return None
-    return show(cfg=cfg, ref=CHAMPION)
+        return _show(reader, name, CHAMPION)
 
 
 def compare(*, cfg: PipelineConfig, a: str, b: str) -> pd.DataFrame:
@@ -173,13 +173,13 @@ def compare(*, cfg: PipelineConfig, a: str, b: str) -> pd.DataFrame:
     name = cfg.registry.model_name
     if not store_exists(cfg):
         raise _no_store(cfg)
-    with session(cfg) as client:
-        known_model(client, name)
-        mv_a, mv_b = version_of(client, name, a), version_of(client, name, b)
-        ma, mb = test_metrics(client, mv_a), test_metrics(client, mv_b)
-    col_a, col_b = f"v{mv_a.version}", f"v{mv_b.version}"
+    with reading(cfg) as reader:
+        known_model(reader, name)
+        rec_a, rec_b = find_version(reader, name, a), find_version(reader, name, b)
+        ma, mb = _test_metrics(reader, rec_a), _test_metrics(reader, rec_b)
+    col_a, col_b = f"v{rec_a.version}", f"v{rec_b.version}"
     if col_a == col_b:
-        raise ParameterError(f"{a!r} and {b!r} are both version {mv_a.version}")
+        raise ParameterError(f"{a!r} and {b!r} are both version {rec_a.version}")
     summary = [k for k in SUMMARY_METRICS if k in ma or k in mb]
     per_class = sorted(k for k in set(ma) | set(mb) if k.startswith("f1_"))
     rows = summary + per_class
@@ -188,7 +188,9 @@ def compare(*, cfg: PipelineConfig, a: str, b: str) -> pd.DataFrame:
         index=pd.Index(rows, name="metric"),
     )
     frame["delta"] = frame[col_b] - frame[col_a]
-    frame.attrs["same_eval_set"] = mv_a.tags.get(EVAL_DIGEST_TAG) == mv_b.tags.get(EVAL_DIGEST_TAG)
+    frame.attrs["same_eval_set"] = rec_a.tags.get(EVAL_DIGEST_TAG) == rec_b.tags.get(
+        EVAL_DIGEST_TAG
+    )
     return frame
 
 
@@ -198,13 +200,19 @@ def load_champion(*, cfg: PipelineConfig, ref: str = CHAMPION) -> Any:
     ``model.predict(DataFrame)`` takes ``path`` or ``waveform`` + ``sr`` columns and returns
     ``label``, ``prob_<class>`` and ``error`` columns.
     """
+    import mlflow
+
+    from melflow.registry.session import session
+    from melflow.registry.versions import ClientReader
+
     name = cfg.registry.model_name
     if not store_exists(cfg):
         raise _no_store(cfg)
     with session(cfg) as client:
-        known_model(client, name)
-        mv = version_of(client, name, ref)
-        return mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+        reader = ClientReader(client)
+        known_model(reader, name)
+        version = find_version(reader, name, ref).version
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
 def download_bundle(*, cfg: PipelineConfig, version: str, dest: str) -> str:
@@ -213,11 +221,16 @@ def download_bundle(*, cfg: PipelineConfig, version: str, dest: str) -> str:
     Used to fine-tune a challenger from the champion's weights (``train.init_from_champion``)
     and to re-score the champion on a new test split.
     """
+    import mlflow
+
+    from melflow.registry.session import session
+    from melflow.registry.versions import ClientReader
+
     name = cfg.registry.model_name
     with session(cfg) as client:
-        mv = version_of(client, name, version)
+        number = find_version(ClientReader(client), name, version).version
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{mv.version}", dst_path=dest
+            artifact_uri=f"models:/{name}/{number}", dst_path=dest
         )
     return str(Path(local, "artifacts", BUNDLE_ARTIFACT))
 

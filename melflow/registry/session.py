@@ -1,9 +1,4 @@
-"""Where the MLflow store is, and a client session on it.
-
-Tracking defaults to a local SQLite database ``<data_dir>/mlflow.db`` with artifacts in
-``<data_dir>/mlartifacts``; ``registry.tracking_uri`` or ``$MLFLOW_TRACKING_URI`` (which
-wins) points elsewhere, e.g. at an MLflow server.
-"""
+"""A client session on the MLflow store (where it is: :mod:`melflow.registry.location`)."""
 
 from __future__ import annotations
 
@@ -23,45 +18,17 @@ from mlflow.tracking import MlflowClient
 
 from melflow import storage
 from melflow.config import PipelineConfig
-from melflow.errors import ConfigError, MelflowError
+from melflow.errors import MelflowError
 from melflow.layout import Layout
+from melflow.registry.location import (
+    ROOT_MARKER,
+    SQLITE,
+    artifact_root,
+    is_default_store,
+    tracking_uri,
+)
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_SQLITE = "sqlite:///"
-
-
-def tracking_uri(cfg: PipelineConfig) -> str:
-    """Where runs and the registry live: ``$MLFLOW_TRACKING_URI``, else the config, else SQLite.
-
-    Raises
-    ------
-    ConfigError
-        ``paths.data_dir`` is a URL and no tracking URI is configured (SQLite needs a
-        local file).
-    """
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
-    if uri:
-        return uri
-    if storage.is_url(cfg.paths.data_dir):
-        raise ConfigError(
-            f"paths.data_dir={cfg.paths.data_dir!r} is a URL; set registry.tracking_uri "
-            "(e.g. sqlite:////abs/path/mlflow.db or http://127.0.0.1:5000)"
-        )
-    return f"{_SQLITE}{Layout.of(cfg).mlflow_db()}"
-
-
-def artifact_root(cfg: PipelineConfig) -> str | None:
-    """Artifact location of new experiments; ``None`` lets a tracking server decide."""
-    if tracking_uri(cfg).startswith(("http://", "https://")):
-        return None
-    layout = Layout.of(cfg)
-    return layout.mlartifacts() if not layout.is_url else layout.path("mlartifacts")
-
-
-def store_exists(cfg: PipelineConfig) -> bool:
-    """False when the default SQLite store was never created (read-only commands stop there)."""
-    uri = tracking_uri(cfg)
-    return not uri.startswith(_SQLITE) or Path(uri.removeprefix(_SQLITE)).exists()
 
 
 @contextmanager
@@ -99,7 +66,6 @@ _LOCATION_COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
-_ROOT_MARKER = ".location"
 
 
 def _follow_moved_artifacts(db: Path, artifacts: Path) -> None:
@@ -108,7 +74,7 @@ def _follow_moved_artifacts(db: Path, artifacts: Path) -> None:
     MLflow records absolute artifact paths; ``mlartifacts/.location`` remembers where they
     were written, and a copied or moved data folder rewrites them to its own on first use.
     """
-    marker = artifacts / _ROOT_MARKER
+    marker = artifacts / ROOT_MARKER
     new = str(artifacts)
     old = marker.read_text() if marker.exists() else new
     if old != new:
@@ -129,13 +95,12 @@ def _follow_moved_artifacts(db: Path, artifacts: Path) -> None:
 def _prepare_sqlite_store(cfg: PipelineConfig, uri: str) -> None:
     """Create the SQLite store once, under a lock (two processes creating its tables at once
     fail with ``table ... already exists``), and follow a moved data folder."""
-    db = Path(uri.removeprefix(_SQLITE))
+    db = Path(uri.removeprefix(SQLITE))
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{db}.lock"):
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-        layout = Layout.of(cfg)
-        if not layout.is_url and db == Path(layout.mlflow_db()):
-            _follow_moved_artifacts(db, Path(layout.mlartifacts()))
+        if is_default_store(cfg, db):
+            _follow_moved_artifacts(db, Path(Layout.of(cfg).mlartifacts()))
 
 
 @contextmanager
@@ -148,7 +113,7 @@ def session(cfg: PipelineConfig) -> Iterator[MlflowClient]:
     uri = tracking_uri(cfg)
     try:
         with _quiet_env(cfg):
-            if uri.startswith(_SQLITE):
+            if uri.startswith(SQLITE):
                 _prepare_sqlite_store(cfg, uri)
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
