@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_type_hints
 
 import typer
 from rich.markup import escape
@@ -141,56 +142,46 @@ def demo_corpus(
     console.print(f"{len(paths)} clips of {len(CLASSES)} classes in [bold]{out}[/]")
 
 
-@app.command()
-def ingest(
-    profile: ProfileOpt = "default", sets: SetOpt = None, no_wait: NoWaitOpt = False
-) -> None:
-    """Scan the corpus into a manifest; quarantine bad files with a reason."""
-    _run_until("ingest", profile, sets, None, no_wait)
+def _stage_command(stage: Stage, summary: str, *, dask: bool = True) -> None:
+    """Add ``melflow <stage>``: the pipeline up to and including ``stage``, whose earlier
+    stages are cache hits. ``dask=False`` drops ``--dask-address`` (a stage without Dask)."""
+
+    def command(
+        profile: ProfileOpt = "default",
+        sets: SetOpt = None,
+        dask_address: DaskOpt = None,
+        no_wait: NoWaitOpt = False,
+    ) -> None:
+        _run_until(stage, profile, sets, dask_address, no_wait)
+
+    if not dask:  # typer reads the options from the signature; the default (None) remains
+        hints = get_type_hints(command, include_extras=True)  # the Annotated options
+        kept = [
+            p.replace(annotation=hints[p.name])
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "dask_address"
+        ]
+        command.__signature__ = inspect.Signature(kept, return_annotation=None)  # type: ignore[attr-defined]
+    app.command(stage, help=summary)(command)
 
 
-@app.command()
-def extract(
-    profile: ProfileOpt = "default",
-    sets: SetOpt = None,
-    dask_address: DaskOpt = None,
-    no_wait: NoWaitOpt = False,
-) -> None:
-    """Ingest, then extract features with Dask into the Zarr store (incremental, resumable)."""
-    _run_until("extract", profile, sets, dask_address, no_wait)
-
-
-@app.command()
-def augment(
-    profile: ProfileOpt = "default",
-    sets: SetOpt = None,
-    dask_address: DaskOpt = None,
-    no_wait: NoWaitOpt = False,
-) -> None:
-    """Ingest and extract, then augment the train split offline into its own Zarr store."""
-    _run_until("augment", profile, sets, dask_address, no_wait)
-
-
-@app.command()
-def train(
-    profile: ProfileOpt = "default",
-    sets: SetOpt = None,
-    dask_address: DaskOpt = None,
-    no_wait: NoWaitOpt = False,
-) -> None:
-    """Run the stages up to training (resumes from the last checkpoint if interrupted)."""
-    _run_until("train", profile, sets, dask_address, no_wait)
-
-
-@app.command()
-def evaluate(
-    profile: ProfileOpt = "default",
-    sets: SetOpt = None,
-    dask_address: DaskOpt = None,
-    no_wait: NoWaitOpt = False,
-) -> None:
-    """Run the stages up to evaluation on the test split (metrics, confusion matrix, figures)."""
-    _run_until("evaluate", profile, sets, dask_address, no_wait)
+_stage_command(
+    "ingest", "Scan the corpus into a manifest; quarantine bad files with a reason.", dask=False
+)
+_stage_command(
+    "extract",
+    "Ingest, then extract features with Dask into the Zarr store (incremental, resumable).",
+)
+_stage_command(
+    "augment", "Ingest and extract, then augment the train split offline into its own Zarr store."
+)
+_stage_command(
+    "train", "Run the stages up to training (resumes from the last checkpoint if interrupted)."
+)
+_stage_command(
+    "evaluate",
+    "Run the stages up to evaluation on the test split (metrics, confusion matrix, figures).",
+)
 
 
 @app.command()
