@@ -133,7 +133,7 @@ def manifest_batches(
 
 def batch_frame(batch: pa.RecordBatch) -> pd.DataFrame:
     """Rows of a manifest record batch as a frame with the manifest's dtypes."""
-    frame = batch.to_pandas()
+    frame = batch.to_pandas(use_threads=False)
     # Parquet nulls (a whole file's NaN offset_s) come back as NaN, as normalize() has them.
     numeric = {c: _dtype(c) for c in frame.columns if _dtype(c) != "object"}
     return frame.astype(numeric)

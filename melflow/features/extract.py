@@ -138,21 +138,23 @@ def unplanned_items(
     for frame in frames:
         if isinstance(frame, pa.RecordBatch):
             usable = frame.filter(pc.equal(frame.column("status"), OK))
-            keys = arrow_clip_keys(usable.column("clip_id"), usable.column("sha256"))
+            ids, shas = usable.column("clip_id"), usable.column("sha256")
         else:
             usable = frame[frame["status"] == OK]
-            keys = arrow_clip_keys(usable["clip_id"].astype(str), usable["sha256"].astype(str))
+            ids, shas = usable["clip_id"].astype(str), usable["sha256"].astype(str)
+        ids = pa.array(ids, type=pa.large_string())
+        keys = arrow_clip_keys(ids, shas)
         new = np.flatnonzero(store.unplanned(keys, known))
         n_rows += len(keys)
         if not len(new):  # the common case at scale: converting nothing still costs ~3 ms
             continue
+        # In clip_id order (stable; Arrow compares UTF-8 bytes: the order of code points).
+        new = new[np.asarray(pc.sort_indices(ids.take(new)))]
         if isinstance(usable, pa.RecordBatch):
             rows = batch_frame(usable.take(pa.array(new, type=pa.int64())))
         else:
             rows = usable.iloc[new]
-        new_keys = np.asarray(keys.take(new).to_numpy(zero_copy_only=False), dtype=object)
-        order = np.argsort(rows["clip_id"].to_numpy(dtype=object), kind="stable")
-        items += manifest_items(rows.iloc[order], new_keys[order])
+        items += manifest_items(rows, keys.take(new).to_numpy(zero_copy_only=False))
     return items, n_rows
 
 

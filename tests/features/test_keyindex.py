@@ -73,3 +73,18 @@ def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def test_lookups_agree_with_a_set_for_random_shared_and_extreme_hashes() -> None:
+    rng = np.random.default_rng(3)
+    top = np.iinfo(np.uint64).max
+    first = rng.integers(0, top, 4000, dtype=np.uint64, endpoint=True)
+    first[:40] = first[40:80]  # 40 first hashes shared by two keys
+    first[80:84] = [0, 0, top, top]  # the ends of the first and last buckets
+    pairs = np.stack([first, rng.integers(0, top, 4000, dtype=np.uint64)], axis=1)
+    stored, asked = pairs[::2], pairs.copy()
+    asked[2::4, 1] += np.uint64(1)  # same first hash as a stored key, another second
+    index = KeyIndex([sorted_hashes(stored[o : o + 500]) for o in range(0, 2000, 500)])
+    want = {tuple(p) for p in stored.tolist()}
+    assert list(index.contains(asked)) == [tuple(p) in want for p in asked.tolist()]
+    assert index.contains(asked).sum() == 1000 and len(index) == 2000
