@@ -23,7 +23,7 @@ from melflow import storage
 from melflow.config import PipelineConfig
 from melflow.errors import RunLockedError
 from melflow.flows.summary import PipelineSummary, fmt
-from melflow.layout import Layout
+from melflow.layout import Layout, StageRef
 
 REGISTERED = "registered.json"
 
@@ -64,6 +64,20 @@ def saved_registration(eval_dir: str, cfg: PipelineConfig) -> dict[str, Any] | N
     if default_store and not Path(Layout.of(cfg).mlflow_db()).exists():
         return None
     return record
+
+
+def finished_for(cfg: PipelineConfig, manifest: StageRef) -> bool:
+    """True when the run of ``cfg`` on ``manifest`` went as far as the registry's decision.
+
+    A fine-tuning profile (``train.init_from_champion``) plans from whichever champion is
+    current, so for it any earlier run on the manifest counts: retraining would only
+    fine-tune the champion on the same data again.
+    """
+    from melflow.runs import plan_stages
+
+    if cfg.train.init_from_champion:
+        return True
+    return saved_registration(plan_stages(cfg, manifest).evaluate.location, cfg) is not None
 
 
 def cached_summary(cfg: PipelineConfig) -> PipelineSummary | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from melflow.config import PipelineConfig
+from melflow.flows.fastpath import finished_for
 from melflow.flows.observe import melflow_flow, observed_run
 from melflow.flows.orchestration import call
 from melflow.flows.pipeline import PipelineSummary, pipeline_flow
@@ -26,7 +27,8 @@ class RetrainSummary:
 
 @melflow_flow(name="retrain", flow_run_name="retrain/{cfg.name}", log_prints=False)
 def retrain_flow(cfg: PipelineConfig, wait: bool = True) -> RetrainSummary:
-    """Retrain only when the corpus changed since the last manifest; promotion is gated.
+    """Retrain when the corpus changed since the last manifest, or when the last run on it
+    stopped before the registry's decision; promotion is gated.
 
     Holds the data folder's run lock from the first look at the manifest to the decision.
     """
@@ -45,7 +47,9 @@ def _retrain(cfg: PipelineConfig) -> RetrainSummary:
     current = latest_manifest(cfg=cfg)
     assert current is not None  # ingest always writes the pointer
     changes = corpus_changes(before, load_manifest(current, storage_options=options))
-    if previous is not None and previous.manifest_digest == current.manifest_digest:
+    unchanged = previous is not None and previous.manifest_digest == current.manifest_digest
+    # An unchanged corpus still needs the stages a stopped or failed run left undone.
+    if unchanged and finished_for(cfg, current.manifest):
         return RetrainSummary(changes=changes, pipeline=None)
     summary = call(pipeline_flow, cfg, until="register")
     return RetrainSummary(changes=changes, pipeline=summary)

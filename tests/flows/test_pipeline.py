@@ -89,6 +89,20 @@ def test_status_agrees_with_the_pipeline_when_fine_tuning_from_the_champion(
     assert again["train"].cached == (said == "complete")
 
 
+def test_retrain_on_an_unchanged_corpus_finishes_a_run_that_stopped_early(
+    tmp_path: Path, prefect_harness: None
+) -> None:
+    cfg = small_config(tmp_path, "augment.enabled=false")
+    pipeline_flow(cfg, until="train")  # e.g. killed before evaluation
+    assert len(list_versions(cfg=cfg)) == 0
+    finished = retrain_flow(cfg)
+    assert not finished.changes.any and finished.pipeline is not None
+    assert {s.stage: s.cached for s in finished.pipeline.stages}["train"]
+    assert len(list_versions(cfg=cfg)) == 1
+    assert show(cfg=cfg, ref="champion").version == "1"
+    assert retrain_flow(cfg).pipeline is None  # now there is nothing left to do
+
+
 def test_retrain_processes_only_new_clips_and_gates_promotion(
     tmp_path: Path, prefect_harness: None
 ) -> None:
