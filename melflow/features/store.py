@@ -231,14 +231,17 @@ class RowStore:
         The first call reads the latest consolidated part and the parts of later appends;
         later calls on this handle read only the parts of appends committed since.
         """
-        if self._known is None:
+        appends = self._appends()
+        end = appends[-1][1] if appends else 0
+        # Plans only ever get added; fewer than we saw means the store was removed and
+        # made again under this URL: what we hold describes another store.
+        if self._known is None or self._known[1] > end:
             self._known = self._read_key_index()
         index, covered = self._known
-        appends = self._appends()
         for first, _, _ in appends:
             if first >= covered:
                 index.add(self._read_keys(f"{first:08d}.npy"))
-        self._known = (index, appends[-1][1] if appends else 0)
+        self._known = (index, end)
         return index
 
     def _read_keys(self, name: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -232,3 +233,12 @@ def test_a_newer_consolidation_supersedes_older_ones_and_one_past_the_plans_is_i
     monkeypatch.setattr(RowStore, "_consolidations", lambda s: listed.pop() if listed else real(s))
     assert list(RowStore(store.url).unplanned(["k0", "k11", "x"])) == [False, False, True]
     assert not listed
+
+
+def test_a_handle_sees_a_store_removed_and_made_again_under_its_url(store: RowStore) -> None:
+    store.append(items(*"abcdef"), columns=("label",))
+    assert list(store.unplanned(["a", "z"])) == [False, True]
+    shutil.rmtree(store.url)
+    store.ensure(LAYOUT)
+    store.append(items("z"), columns=("label",))
+    assert list(store.unplanned(["a", "z"])) == [True, False]
