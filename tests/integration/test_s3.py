@@ -22,8 +22,9 @@ from stores import assert_same_store
 from melflow import storage
 from melflow.augment.offline import augment_features
 from melflow.config import PipelineConfig
+from melflow.features import store as store_module
 from melflow.features.extract import cached_extraction, extract_features
-from melflow.features.store import RowStore
+from melflow.features.store import KEY, RowStore, StoreLayout
 from melflow.ingest import ingest_corpus, load_manifest
 from melflow.parallel import dask_client
 
@@ -157,3 +158,18 @@ def test_plan_claims_on_s3_are_create_only(runs: Runs) -> None:
     assert storage.read_bytes(path, options) == b"first"
     storage.remove(path, options)
     assert not storage.exists(path, options)
+
+
+def test_key_parts_on_s3_are_consolidated_and_the_superseded_part_removed(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_KEY_PARTS", 1)
+    url = f"s3://{BUCKET}/data/keys-probe"
+    store = RowStore(url, storage_options=runs.cfg.paths.storage_options)
+    store.ensure(StoreLayout(arrays=(), columns=(), chunk_rows=2))
+    for n in (2, 4, 6):  # three appends of one batch: consolidated after the 2nd and 3rd
+        store.append([{KEY: f"k{i}"} for i in range(n)], columns=())
+    keys = [k.rsplit("/", 1)[1] for k in _keys(runs.s3, "data/keys-probe/_melflow/keys/")]
+    assert keys == ["00000000-00000003.npy", "00000000.npy", "00000001.npy", "00000002.npy"]
+    fresh = RowStore(url, storage_options=runs.cfg.paths.storage_options)
+    assert list(fresh.unplanned(["k0", "k5", "k6"])) == [False, False, True]
