@@ -10,6 +10,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 MELFLOW = [sys.executable, "-m", "melflow"]
+HEAVY = ("prefect", "mlflow", "sqlalchemy", "alembic", "torch", "dask", "distributed", "scipy")
+_PROBE = f"""
+import importlib, sys
+cli = importlib.import_module("melflow.flows.cli")
+sys.argv = ["melflow", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)
+print(f"\\nexit={{code}} loaded={{','.join(loaded)}}", file=sys.stderr)
+"""
 
 
 def melflow_argv(
@@ -17,6 +31,15 @@ def melflow_argv(
 ) -> list[str]:
     """``melflow COMMAND -p PROFILE -s SET... EXTRA...`` as an argv."""
     return [*MELFLOW, command, "-p", profile, *(a for s in sets for a in ("-s", s)), *extra]
+
+
+def probe(*args: str) -> tuple[str, str]:
+    """Run ``melflow ARGS`` in a fresh process: its stdout, and a last line
+    ``exit=<code> loaded=<the HEAVY modules it imported, comma-separated>``."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=300
+    )
+    return done.stdout, done.stderr.strip().splitlines()[-1]
 
 
 def start(

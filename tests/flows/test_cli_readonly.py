@@ -4,38 +4,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_processes import probe
 from conftest import small_config, tone
 from registries import fake_registry
 
 from melflow.ingest import ingest_corpus
-
-HEAVY = ("prefect", "mlflow", "sqlalchemy", "alembic", "torch", "dask", "distributed", "scipy")
-PROBE = f"""
-import importlib, sys
-cli = importlib.import_module("melflow.flows.cli")
-sys.argv = ["melflow", *sys.argv[1:]]
-try:
-    cli.main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)
-print(f"\\nexit={{code}} loaded={{','.join(loaded)}}", file=sys.stderr)
-"""
-
-
-def _run(*args: str) -> tuple[str, str]:
-    """stdout, and ``exit=<code> loaded=<the heavy modules the command imported>``."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300
-    )
-    return done.stdout, done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.integration
@@ -47,14 +23,14 @@ def test_status_models_profiles_and_predict_never_load_prefect(tmp_path: Path) -
     data += ["-s", f"corpus.root={cfg.corpus.root}"]
     clip = tmp_path / "clip.wav"
     sf.write(clip, tone(440.0, sr=16000, duration_s=0.5), 16000)
-    out, last = _run("status", "--json", *data)
+    out, last = probe("status", "--json", *data)
     assert last == "exit=0 loaded="
     assert [row["stage"] for row in json.loads(out)["stages"]] == ["ingest"]
-    out, last = _run("models", "list", "--json", *data)
+    out, last = probe("models", "list", "--json", *data)
     assert last == "exit=0 loaded=" and json.loads(out)["versions"] == []
-    assert _run("profiles")[1] == "exit=0 loaded="
+    assert probe("profiles")[1] == "exit=0 loaded="
     # No registered model: one error line, and Prefect still not loaded.
-    code, loaded = _run("predict", str(clip), *data)[1].split()
+    code, loaded = probe("predict", str(clip), *data)[1].split()
     assert code == "exit=2" and "prefect" not in loaded
 
 
@@ -65,12 +41,12 @@ def test_status_and_models_list_read_a_local_registry_without_mlflow(tmp_path: P
     fake_registry(cfg)
     data = ["-p", "small", "-s", f"paths.data_dir={cfg.paths.data_dir}"]
     data += ["-s", f"corpus.root={cfg.corpus.root}"]
-    out, last = _run("status", "--json", *data)
+    out, last = probe("status", "--json", *data)
     assert last == "exit=0 loaded="
     rows = {row["stage"]: row for row in json.loads(out)["stages"]}
     assert rows["extract"]["state"] == "missing"
     assert rows["champion"]["detail"] == "version 1, macro_f1 0.800"
-    out, last = _run("models", "list", "--json", *data)
+    out, last = probe("models", "list", "--json", *data)
     assert last == "exit=0 loaded="
     versions = json.loads(out)["versions"]
     assert [(v["version"], v["aliases"], v["macro_f1"]) for v in versions] == [

@@ -8,23 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_processes import probe
 from conftest import small_config
 
 from melflow.flows.fastpath import save_registration, saved_registration
-
-PROBE = """
-import importlib, sys
-cli = importlib.import_module("melflow.flows.cli")
-sys.argv = ["melflow", *sys.argv[1:]]
-try:
-    cli.main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-heavy = sorted(m for m in ("prefect", "mlflow", "torch", "distributed") if m in sys.modules)
-print(f"\\nexit={code} heavy={heavy}", file=sys.stderr)
-"""
 
 
 def test_the_registration_record_names_its_registry(
@@ -60,11 +47,9 @@ def test_a_cached_run_loads_no_heavy_library(tmp_path: Path) -> None:
     args += ["-s", f"corpus.root={cfg.corpus.root}"]
     first = subprocess.run([sys.executable, "-m", "melflow", *args], capture_output=True)
     assert first.returncode == 0, first.stderr.decode()[-3000:]
-    again = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300
-    )
-    assert again.stderr.strip().splitlines()[-1] == "exit=0 heavy=[]", again.stderr[-3000:]
+    out, last = probe(*args)
+    assert last == "exit=0 loaded=", last
     # Count table cells, not words: the test's own folder name contains "cached".
-    statuses = re.findall(r"│ (cached|computed)\s+│", again.stdout)
+    statuses = re.findall(r"│ (cached|computed)\s+│", out)
     assert statuses == ["cached"] * 6
-    assert "mlflow ui --backend-store-uri sqlite:///" in again.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
