@@ -95,6 +95,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+SECTIONS = (
+    "extract", "cache", "extract_formats", "scale", "augment", "train", "fsdd",
+    "cv_urbansound", "cli", "memory",
+)  # fmt: skip
+
+
 def section(
     name: str, fn: Callable[[], Any], results: dict[str, Any], only: Sequence[str] = ()
 ) -> None:
@@ -237,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         default=(),
+        choices=SECTIONS,
         metavar="SECTION",
-        help="run just these sections, e.g. --only extract_formats",
+        help=f"run just these sections ({', '.join(SECTIONS)})",
     )
     args = parser.parse_args(argv)
     results = run(args.quick, args.only)

@@ -37,3 +37,14 @@ def test_timed_repeats_and_keeps_setup_out_of_the_timing(monkeypatch: pytest.Mon
     assert t.runs == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         timed(lambda: None, repeats=0)
+
+
+def test_a_misspelt_section_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.run import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--only", "extrct"])
+    assert info.value.code == 2
+    assert "invalid choice: 'extrct'" in capsys.readouterr().err
