@@ -216,8 +216,9 @@ def cv(
     """Cross-validate (cv.*): train and test every fold, print per-fold and mean +- std scores."""
     cfg = config_for_work(profile, sets, dask_address, registry=True)
     from melflow.flows.cv import cv_flow
+    from melflow.flows.orchestration import run_flow
 
-    summary = run_quietly(lambda: cv_flow(cfg))
+    summary = run_quietly(lambda: run_flow(cv_flow, cfg))
     result = summary.result
     if as_json:
         folds = [

@@ -95,6 +95,7 @@ def sweep(
 ) -> None:
     """Train every combination of a grid; table, CSV/JSON, accuracy-vs-latency plot, MLflow."""
     cfg = config_from_cli(profile, sets, dask_address)
+    from melflow.flows.orchestration import run_flow
     from melflow.flows.preflight import check_for_work
     from melflow.flows.sweep import sweep_flow
     from melflow.sweep.grid import axes_from, grid_points
@@ -102,7 +103,7 @@ def sweep(
     with melflow_errors():  # a bad grid or data folder stops here, before any work
         points = grid_points(cfg, axes_from(cfg, grid or []))
         check_for_work(cfg, registry=True)
-    result = run_quietly(lambda: sweep_flow(cfg, list(grid or [])))
+    result = run_quietly(lambda: run_flow(sweep_flow, cfg, list(grid or [])))
     _print_table(result.frame, [name for name, _ in points[0].assignments])
     console.print(
         f"points trained: {len(result.computed)}, cached: {len(result.cached)}\n"

@@ -17,6 +17,7 @@ from melflow.config import PipelineConfig
 from melflow.cv import CvResult, FoldResult, make_folds, run_cv
 from melflow.digest import digest_of
 from melflow.flows.observe import melflow_flow
+from melflow.flows.orchestration import call
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest
 from melflow.layout import Layout, StageRef
@@ -47,7 +48,7 @@ def augment_every_clip(cfg: PipelineConfig, manifest: pd.DataFrame) -> str | Non
     digest = manifest_digest(every)
     path = Layout.of(cfg).path("cv", f"manifest-all-train-{digest[:16]}.parquet")
     write_manifest(every, path, storage_options=cfg.paths.storage_options)
-    return augment_task(cfg, StageRef(digest, path)).store_url
+    return call(augment_task, cfg, StageRef(digest, path)).store_url
 
 
 @melflow_flow(name="cv", flow_run_name="cv/{cfg.name}", log_prints=False)
@@ -61,7 +62,7 @@ def cv_flow(cfg: PipelineConfig) -> CvSummary:
 
 
 def _cv(cfg: PipelineConfig) -> CvSummary:
-    pipeline_flow(cfg, until="extract")
+    call(pipeline_flow, cfg, until="extract")
     ingested = latest_manifest(cfg=cfg)
     assert ingested is not None  # ingest always writes the pointer
     manifest = load_manifest(ingested, storage_options=cfg.paths.storage_options)

@@ -19,6 +19,7 @@ from melflow.digest import digest_of
 from melflow.features.extract import EXTRACT
 from melflow.flows.cv import augment_every_clip
 from melflow.flows.observe import melflow_flow, observed_run
+from melflow.flows.orchestration import call
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import IngestResult, latest_manifest, load_manifest
 from melflow.layout import Layout
@@ -62,7 +63,7 @@ def _augmented(
         return None
     if cv:
         return augment_every_clip(cfg, manifest)
-    return augment_task(cfg, ingested.manifest).store_url
+    return call(augment_task, cfg, ingested.manifest).store_url
 
 
 @melflow_flow(name="sweep", flow_run_name="sweep/{cfg.name}", log_prints=False)
@@ -90,7 +91,7 @@ class _Data:
 def _prepare(cfg: PipelineConfig, points: list[Point]) -> _Data:
     """Ingest and extract (cached stages), the folds, and the augmented store if any point
     trains on augmented variants."""
-    pipeline_flow(cfg, until="extract")
+    call(pipeline_flow, cfg, until="extract")
     ingested = latest_manifest(cfg=cfg)
     assert ingested is not None  # ingest always writes the pointer
     manifest = load_manifest(ingested, storage_options=cfg.paths.storage_options)
@@ -111,8 +112,14 @@ def _sweep(cfg: PipelineConfig, points: list[Point]) -> SweepRun:
     results: list[PointResult] = []
     for point, digest in zip(points, digests, strict=True):
         point_dir = str(root / "points" / digest)
-        result = finished_point(point_dir) or sweep_point_task(
-            point, digest, point_dir, data.folds, data.augmented, cfg.sweep.latency_repeats
+        result = finished_point(point_dir) or call(
+            sweep_point_task,
+            point,
+            digest,
+            point_dir,
+            data.folds,
+            data.augmented,
+            cfg.sweep.latency_repeats,
         )
         results.append(result)
         progress(len(results), len(points))

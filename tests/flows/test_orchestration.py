@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_processes import melflow_argv
 from conftest import small_config
 
 from melflow.errors import ConfigError
@@ -47,18 +47,23 @@ def test_a_configured_server_means_orchestration(
         orchestrated()
 
 
+CV_ONE_FOLD = ("cv.folds_from=kfold", "cv.k=2", "cv.only=['1']", "train.epochs=1")
+
+
 @pytest.mark.integration
-def test_without_a_server_a_command_starts_none(tmp_path: Path, no_server: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "sets", "said"),
+    [("ingest", (), "72"), ("cv", CV_ONE_FOLD, "mean +- std")],
+)
+def test_without_a_server_a_command_starts_none(
+    tmp_path: Path, no_server: Path, command: str, sets: tuple[str, ...], said: str
+) -> None:
     cfg = small_config(tmp_path)
     env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
-    data = ["-s", f"paths.data_dir={cfg.paths.data_dir}", "-s", f"corpus.root={cfg.corpus.root}"]
+    data = [f"paths.data_dir={cfg.paths.data_dir}", f"corpus.root={cfg.corpus.root}", *sets]
     done = subprocess.run(
-        [sys.executable, "-m", "melflow", "ingest", "-p", "small", *data],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+        melflow_argv(command, data), capture_output=True, text=True, env=env, timeout=300
     )
-    # A temporary server could not have started in 0 s: the stage ran without one.
-    assert done.returncode == 0, done.stderr
-    assert "ingest" in done.stdout and "72" in done.stdout
+    # A temporary server could not have started in 0 s: the stages ran without one.
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert said in done.stdout
