@@ -100,3 +100,27 @@ def test_storage_options_with_a_local_data_dir_are_ignored(tmp_path: Path) -> No
     empty = normalize(pd.DataFrame({column: [] for column in COLUMNS}))
     write_manifest(empty, path, storage_options=cfg.paths.storage_options)
     assert read_manifest(path, storage_options=cfg.paths.storage_options).empty
+
+
+def test_a_process_that_receives_a_store_scrubs_its_credentials(tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    from melflow.features.store import RowStore
+
+    secret = "SENTINEL-worker-7c1a"
+    handle = RowStore("s3://bucket/store", storage_options={"key": "k", "secret": secret})
+    (tmp_path / "store.pkl").write_bytes(pickle.dumps(handle))
+    # A fresh process stands in for a Dask worker: it knows no secret until the handle lands.
+    code = (
+        "import logging, pickle, sys\n"
+        "logging.basicConfig(stream=sys.stdout, format='%(message)s')\n"
+        f"store = pickle.loads(open({str(tmp_path / 'store.pkl')!r}, 'rb').read())\n"
+        "log = logging.getLogger('distributed.worker')\n"
+        "log.error('Compute Failed: %s', store.storage_options)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stdout
+    assert "'secret': '***'" in done.stdout

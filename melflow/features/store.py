@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from melflow import storage
+from melflow import secrets, storage
 from melflow.errors import StoreError
 from melflow.features.keyindex import (
     KeyIndex,
@@ -118,6 +118,12 @@ class RowStore:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_known": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # A worker that receives credentials scrubs them from its own logs (a failed
+        # batch's log line names the task's arguments, this handle among them).
+        secrets.remember(secrets.secret_values({"storage_options": self.storage_options}))
 
     # -- paths ---------------------------------------------------------------------------
     def _meta(self, *parts: str) -> str:
