@@ -92,6 +92,12 @@ def synthesize(
 
 
 COMPLETE_MARKER = ".melflow-demo.json"
+# Written before the first clip: a folder with it is a demo corpus, complete or not.
+STARTED_MARKER = ".melflow-demo-started"
+
+
+class NotADemoCorpusError(ParameterError):
+    """The folder already holds other files: demo clips would be mixed into someone's data."""
 
 
 def generate_demo_corpus(
@@ -130,6 +136,15 @@ def generate_demo_corpus(
     marker = Path(root, COMPLETE_MARKER)
     if marker.exists() and json.loads(marker.read_text()) == arguments:
         return paths
+    started = Path(root, STARTED_MARKER)
+    if not (marker.exists() or started.exists()):
+        if Path(root).is_dir() and any(Path(root).iterdir()):
+            raise NotADemoCorpusError(
+                f"{root} already holds files and is not a melflow demo corpus: no demo clips "
+                "written there (set corpus.demo: null for your own corpus, or pick an empty folder)"
+            )
+        Path(root).mkdir(parents=True, exist_ok=True)
+        started.touch()
     for class_index, label in enumerate(classes):
         Path(root, label).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import small_config
+import pytest
+import soundfile as sf
+from conftest import small_config, tone
 
-from melflow.demo_corpus import COMPLETE_MARKER, generate_demo_corpus
+from melflow.demo_corpus import COMPLETE_MARKER, NotADemoCorpusError, generate_demo_corpus
 from melflow.ingest import ingest_corpus
 
 GENERATE = """
@@ -57,3 +59,19 @@ def test_clips_are_byte_identical_whether_generated_at_once_or_resumed(tmp_path:
     ]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(whole, resumed, strict=True))
     assert not list((tmp_path / "b").rglob("*.partial"))
+
+
+def test_a_folder_of_someone_elses_files_never_gets_demo_clips(tmp_path: Path) -> None:
+    corpus = tmp_path / "my_sounds"
+    (corpus / "dog").mkdir(parents=True)
+    sf.write(corpus / "dog" / "bark.wav", tone(300.0, sr=16000, duration_s=0.5), 16000)
+    with pytest.raises(NotADemoCorpusError, match=r"corpus\.demo: null"):
+        generate_demo_corpus(root=corpus, per_class=2)
+    assert [p.name for p in corpus.rglob("*")] == ["dog", "bark.wav"]
+
+    # A profile extending the demo profile, pointed at the user's folder: ingest takes the
+    # folder as it is and writes nothing into it.
+    cfg = small_config(tmp_path, f"corpus.root={corpus}", "audio.min_duration_s=0.1")
+    assert cfg.corpus.demo is not None
+    assert ingest_corpus(cfg=cfg).n_clips == 1
+    assert [p.name for p in corpus.rglob("*")] == ["dog", "bark.wav"]

@@ -24,7 +24,7 @@ import pandas as pd
 
 from melflow import storage
 from melflow.config import AudioConfig, PipelineConfig
-from melflow.demo_corpus import generate_demo_corpus
+from melflow.demo_corpus import NotADemoCorpusError, generate_demo_corpus
 from melflow.ingest.probe import Job, Probe, ProbeCache, probe_files
 from melflow.ingest.segments import segment_long_files
 from melflow.ingest.sources import (
@@ -80,14 +80,17 @@ def _ensure_demo(cfg: PipelineConfig) -> None:
     if demo is None or storage.is_url(root):
         return
     log.info("demo corpus (%d clips per class) in %s", demo.per_class, root)
-    generate_demo_corpus(
-        root=root,
-        per_class=demo.per_class,
-        seed=demo.seed,
-        sr=demo.sr,
-        min_duration_s=demo.min_duration_s,
-        max_duration_s=demo.max_duration_s,
-    )
+    try:
+        generate_demo_corpus(
+            root=root,
+            per_class=demo.per_class,
+            seed=demo.seed,
+            sr=demo.sr,
+            min_duration_s=demo.min_duration_s,
+            max_duration_s=demo.max_duration_s,
+        )
+    except NotADemoCorpusError as exc:  # the user's own corpus: ingest it as it is
+        log.warning("%s", exc)
 
 
 def _judge(probe: Probe, audio: AudioConfig) -> tuple[str, str]:
