@@ -39,12 +39,12 @@ def test_cv_trains_each_fold_once_logs_nested_runs_and_registers_nothing(
     )
     assert sorted(r.data.tags[CV_FOLD_TAG] for r in children) == ["1", "2"]
 
-    # the CLI reads the finished folds back and prints the same scores as JSON
+    # the CLI reuses the finished folds and the logged parent run
     args = ["cv", "-p", "small", "--json"]
     for item in (f"paths.data_dir={tmp_path / 'data'}", f"corpus.root={tmp_path / 'corpus'}", *CV):
         args += ["--set", item]
     out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
     printed = json.loads(out.stdout)
-    assert printed["mlflow_run_id"]
+    assert printed["mlflow_run_id"] == summary.run_id
     assert printed["accuracy_mean"] == pytest.approx(result.summary()["accuracy_mean"])
