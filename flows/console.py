@@ -84,8 +84,6 @@ def quiet_runtime(verbose: bool = False) -> None:
     server is used) and Dask/MLflow speak only at WARNING; melflow itself reports failures,
     so a bad input never shows a traceback twice.
     """
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     level = "INFO" if verbose else "WARNING"
     # distributed applies its own logging config on import; this is the knob it reads. Its
