@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, get_type_hints
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -142,9 +141,17 @@ def demo_corpus(
     console.print(f"{len(paths)} clips of {len(CLASSES)} classes in [bold]{out}[/]")
 
 
-def _stage_command(stage: Stage, summary: str, *, dask: bool = True) -> None:
+@app.command()
+def ingest(
+    profile: ProfileOpt = "default", sets: SetOpt = None, no_wait: NoWaitOpt = False
+) -> None:
+    """Scan the corpus into a manifest; quarantine bad files with a reason."""
+    _run_until("ingest", profile, sets, None, no_wait)
+
+
+def _stage_command(stage: Stage, summary: str) -> None:
     """Add ``melflow <stage>``: the pipeline up to and including ``stage``, whose earlier
-    stages are cache hits. ``dask=False`` drops ``--dask-address`` (a stage without Dask)."""
+    stages are cache hits."""
 
     def command(
         profile: ProfileOpt = "default",
@@ -154,20 +161,9 @@ def _stage_command(stage: Stage, summary: str, *, dask: bool = True) -> None:
     ) -> None:
         _run_until(stage, profile, sets, dask_address, no_wait)
 
-    if not dask:  # typer reads the options from the signature; the default (None) remains
-        hints = get_type_hints(command, include_extras=True)  # the Annotated options
-        kept = [
-            p.replace(annotation=hints[p.name])
-            for p in inspect.signature(command).parameters.values()
-            if p.name != "dask_address"
-        ]
-        command.__signature__ = inspect.Signature(kept, return_annotation=None)  # type: ignore[attr-defined]
     app.command(stage, help=summary)(command)
 
 
-_stage_command(
-    "ingest", "Scan the corpus into a manifest; quarantine bad files with a reason.", dask=False
-)
 _stage_command(
     "extract",
     "Ingest, then extract features with Dask into the Zarr store (incremental, resumable).",
