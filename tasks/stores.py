@@ -6,7 +6,6 @@ complete for the manifest, and names the stage's content digest, never a path.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from prefect import Task
@@ -38,7 +37,7 @@ def store_task(stage: StoreStage) -> Task[..., FillResult]:
     @keyed_task(
         stage.name,
         store_key(stage),
-        as_cached=lambda done: replace(done, batches_computed=0, cached=True),
+        as_cached=FillResult.as_cached,
         name=f"{stage.name}-features",
         tags=[f"stage:{stage.name}"],
         retries=2,

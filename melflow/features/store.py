@@ -40,7 +40,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -605,6 +605,10 @@ class FillResult:
     batches_computed: int
     cached: bool
     skipped: bool = False
+
+    def as_cached(self) -> FillResult:
+        """What a later run finds once this fill is done: the same store, nothing computed."""
+        return replace(self, batches_computed=0, cached=True)
 
 
 def completed_fill(
