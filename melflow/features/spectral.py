@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from melflow.config import FeatureKind, FeaturesConfig
 from melflow.errors import ParameterError
+from melflow.features.filters import hann_window, mel_filterbank
 
 AMIN = 1e-10
 # Samples per STFT block in compute_features (8 one-second clips at 22,050 Hz): the frame,
@@ -61,10 +61,9 @@ def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0, amin: float = AMI
 @lru_cache(maxsize=32)
 def _window(n_fft: int, win_length: int | None) -> np.ndarray:
     """Periodic Hann window of ``win_length`` centred in ``n_fft`` samples (as librosa)."""
-    window = librosa.filters.get_window("hann", win_length or n_fft, fftbins=True)
-    padded = librosa.util.pad_center(window, size=n_fft).astype(np.float32)
-    padded.setflags(write=False)
-    return padded
+    window = hann_window(n_fft=n_fft, win_length=win_length)
+    window.setflags(write=False)
+    return window
 
 
 def _power_tf(
@@ -104,7 +103,7 @@ def _mel_tf(S_tf: np.ndarray, bands: MelBands) -> np.ndarray:
 @lru_cache(maxsize=32)
 def mel_basis(*, sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
     """Slaney-normalised mel filterbank, shape ``(n_mels, 1 + n_fft // 2)`` (cached)."""
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    basis = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     basis.setflags(write=False)
     return basis
 
