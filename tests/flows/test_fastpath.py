@@ -53,3 +53,23 @@ def test_a_cached_run_loads_no_heavy_library(tmp_path: Path) -> None:
     statuses = re.findall(r"│ (cached|computed)\s+│", out)
     assert statuses == ["cached"] * 6
     assert "mlflow ui --backend-store-uri sqlite:///" in out
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_extract_command_loads_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+    cfg = small_config(tmp_path)
+    out, last = probe(
+        "extract",
+        "-p",
+        "small",
+        "-s",
+        f"paths.data_dir={cfg.paths.data_dir}",
+        "-s",
+        f"corpus.root={cfg.corpus.root}",
+    )
+    code, loaded = last.split()
+    assert code == "exit=0", out
+    assert "distributed" in loaded.split(","), loaded  # it did extract, on a cluster
+    assert not {"torch", "mlflow"} & set(loaded.removeprefix("loaded=").split(","))
+    assert re.findall(r"│ (cached|computed)\s+│", out) == ["computed"] * 2
