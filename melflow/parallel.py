@@ -7,10 +7,11 @@ runs on a ``LocalCluster``, an existing ``dask scheduler`` or a test's in-proces
 from __future__ import annotations
 
 import ctypes
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from distributed import Client, LocalCluster, Worker, WorkerPlugin, as_completed
@@ -20,7 +21,7 @@ from melflow.errors import ConfigError, MelflowError
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 30
-# glibc mallopt parameters and the values a worker runs with (see SteadyAllocator).
+# glibc mallopt parameters and the values a worker runs with (see WorkerSetup).
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES = 32 * 2**20, 64 * 2**20
 MAX_BATCHES_PER_TASK, TASKS_PER_WORKER = 4, 8
@@ -46,18 +47,35 @@ def tune_allocator() -> bool:
     )
 
 
-class SteadyAllocator(WorkerPlugin):
-    """Applies :func:`tune_allocator` on every worker, including ones that join later."""
+class WorkerSetup(WorkerPlugin):
+    """On every worker, including ones that join later: :func:`tune_allocator`, then
+    import ``modules``, so that a fresh worker's first batch does not pay for them."""
 
-    name = "melflow-steady-allocator"
+    name = "melflow-worker-setup"
+
+    def __init__(self, modules: Sequence[str] = ()) -> None:
+        self.modules = tuple(modules)
 
     def setup(self, worker: Worker) -> None:
         tune_allocator()
+        for module in self.modules:
+            importlib.import_module(module)
 
 
 @contextmanager
-def dask_client(cfg: DaskConfig) -> Iterator[Client]:
-    """Connect to ``cfg.address`` or start a ``LocalCluster`` on 127.0.0.1 for the block.
+def dask_client(cfg: DaskConfig, *, worker_imports: Sequence[str] = ()) -> Iterator[Client]:
+    """:func:`open_client` for the block."""
+    with ExitStack() as stack:
+        yield open_client(cfg, stack=stack, worker_imports=worker_imports)
+
+
+def open_client(cfg: DaskConfig, *, stack: ExitStack, worker_imports: Sequence[str] = ()) -> Client:
+    """Connect to ``cfg.address`` or start a ``LocalCluster`` on 127.0.0.1; closing the
+    client (and the cluster it started) is pushed onto ``stack``.
+
+    Every worker runs :class:`WorkerSetup` with ``worker_imports`` (module names) before
+    the client is returned. Unlike ``with Client(...)``, which binds the client to the
+    calling thread's context, the client may be opened in one thread and closed in another.
 
     Raises
     ------
@@ -65,12 +83,9 @@ def dask_client(cfg: DaskConfig) -> Iterator[Client]:
         No scheduler answered at ``cfg.address`` within :data:`CONNECT_TIMEOUT_S`.
     """
     if cfg.address:
-        with _connect(cfg.address) as client:
-            client.register_plugin(SteadyAllocator())
-            yield client
-        return
-    with (
-        LocalCluster(
+        client = _connect(cfg.address)
+    else:
+        cluster = LocalCluster(
             n_workers=cfg.n_workers,
             threads_per_worker=cfg.threads_per_worker,
             processes=True,
@@ -79,11 +94,12 @@ def dask_client(cfg: DaskConfig) -> Iterator[Client]:
             dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
             memory_limit=cfg.memory_limit,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.register_plugin(SteadyAllocator())
-        yield client
+        )
+        stack.callback(cluster.close)
+        client = Client(cluster)
+    stack.callback(client.close)
+    client.register_plugin(WorkerSetup(worker_imports))
+    return client
 
 
 def _connect(address: str) -> Client:

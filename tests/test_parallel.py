@@ -11,7 +11,7 @@ from distributed import Client
 from melflow.config import DaskConfig
 from melflow.parallel import (
     BatchFailuresError,
-    SteadyAllocator,
+    WorkerSetup,
     batches_per_task,
     dask_client,
     run_batches,
@@ -69,9 +69,11 @@ def test_a_failing_batch_does_not_stop_the_rest_of_its_task(dask_client_inproc: 
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mallopt tuning is glibc-only")
-def test_local_cluster_workers_run_with_the_steady_allocator() -> None:
+def test_local_cluster_workers_run_the_worker_setup() -> None:
     assert tune_allocator() is True
-    with dask_client(DaskConfig(n_workers=1)) as client:
+    with dask_client(DaskConfig(n_workers=1), worker_imports=["tabnanny"]) as client:
         assert isinstance(client, Client)
         plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
-    assert [SteadyAllocator.name in names for names in plugins.values()] == [True]
+        imported = client.run(lambda: "tabnanny" in sys.modules)  # nothing else loads it
+    assert [WorkerSetup.name in names for names in plugins.values()] == [True]
+    assert list(imported.values()) == [True]
