@@ -109,7 +109,8 @@ def walk_local_audio(root: str | Path, extensions: tuple[str, ...]) -> Iterator[
         for name in sorted([*names, *subfolders]):
             if name.lower().endswith(extensions):
                 rel = name if rel_folder == "." else os.path.join(rel_folder, name)
-                yield Path(rel).as_posix()
+                # A Path per file costs more than the walk itself at 10^5 files.
+                yield rel if os.sep == "/" else rel.replace(os.sep, "/")
 
 
 def _inside(real: str, root: str) -> bool:
