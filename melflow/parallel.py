@@ -137,20 +137,23 @@ def run_batches(
         return 0
     size = batches_per_task(len(indices), workers=max(1, sum(client.nthreads().values())))
     groups = [list(indices[i : i + size]) for i in range(0, len(indices), size)]
-    futures = client.map(_run_group, groups, fn=fn, pure=False, retries=retries, kwargs=kwargs)
+    # The futures resolve in this client's event loop: make it the current client here,
+    # as `with Client(...)` would, since it may have been opened in another thread.
     rows = 0
     failures: list[str] = []
-    for future in as_completed(futures):
-        if future.status == "error":
-            exc = future.exception()
-            failures.append(f"{type(exc).__name__}: {exc}")
-            log.error("batch failed: %s", exc)
-        else:
-            n = int(future.result())
-            rows += n
-            if on_done is not None:
-                on_done(n)
-        future.release()
+    with client.as_current():
+        futures = client.map(_run_group, groups, fn=fn, pure=False, retries=retries, kwargs=kwargs)
+        for future in as_completed(futures):
+            if future.status == "error":
+                exc = future.exception()
+                failures.append(f"{type(exc).__name__}: {exc}")
+                log.error("batch failed: %s", exc)
+            else:
+                n = int(future.result())
+                rows += n
+                if on_done is not None:
+                    on_done(n)
+            future.release()
     if failures:
         head = "\n  ".join(failures[:5])
         raise BatchFailuresError(f"{len(failures)} of {len(groups)} tasks failed:\n  {head}")
