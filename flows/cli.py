@@ -36,6 +36,7 @@ from melflow.flows.console import (
 )
 
 if TYPE_CHECKING:  # the pipeline imports torch and MLflow: keep `melflow --help` instant
+    from melflow.config import PipelineConfig
     from melflow.flows.pipeline import Stage
 
 DASK_STAGES: tuple[Stage, ...] = ("extract", "augment")
@@ -122,14 +123,32 @@ def _run_until(
     cfg = config_for_work(profile, sets, dask_address, registry=False)
     from melflow.tasks.cluster import prestarted_cluster
 
-    # A command that ends with a Dask stage nearly always has batches for it: its workers
-    # start and import while this process imports the flow and plans (~2 s sooner).
-    with prestarted_cluster(cfg.dask) if stage in DASK_STAGES else nullcontext():
+    # A command that ends with a Dask stage whose stores are incomplete will run batches:
+    # its workers start and import while this process imports the flow and plans.
+    early = prestarted_cluster(cfg.dask, needed=lambda: _stores_incomplete(cfg, stage))
+    with early if stage in DASK_STAGES else nullcontext():
         from melflow.flows.orchestration import run_flow
         from melflow.flows.pipeline import pipeline_flow
 
         summary = run_quietly(lambda: run_flow(pipeline_flow, cfg, until=stage, wait=not no_wait))
     _print_summary(summary)
+
+
+def _stores_incomplete(cfg: PipelineConfig, stage: Stage) -> bool:
+    """Whether a store up to ``stage`` is incomplete for the last ingested manifest (a
+    corpus that changed since starts the cluster when its stage needs it)."""
+    from melflow.features.extract import EXTRACT
+    from melflow.ingest import latest_manifest
+
+    last = latest_manifest(cfg=cfg)
+    if last is None:
+        return True
+    stages = [EXTRACT]
+    if stage == "augment":
+        from melflow.augment.offline import AUGMENT
+
+        stages.append(AUGMENT)
+    return any(s.cached(cfg=cfg, manifest_digest=last.manifest_digest) is None for s in stages)
 
 
 @app.command("demo-corpus")

@@ -57,19 +57,23 @@ def test_a_cached_run_loads_no_heavy_library(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_extract_command_loads_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+def test_the_extract_command_loads_neither_torch_nor_mlflow_and_a_cached_one_no_dask(
+    tmp_path: Path,
+) -> None:
     cfg = small_config(tmp_path)
-    out, last = probe(
-        "extract",
-        "-p",
-        "small",
-        "-s",
-        f"paths.data_dir={cfg.paths.data_dir}",
-        "-s",
-        f"corpus.root={cfg.corpus.root}",
-    )
-    code, loaded = last.split()
-    assert code == "exit=0", out
-    assert "distributed" in loaded.split(","), loaded  # it did extract, on a cluster
-    assert not {"torch", "mlflow"} & set(loaded.removeprefix("loaded=").split(","))
-    assert re.findall(r"│ (cached|computed)\s+│", out) == ["computed"] * 2
+    args = ["extract", "-p", "small", "-s", f"paths.data_dir={cfg.paths.data_dir}"]
+    args += ["-s", f"corpus.root={cfg.corpus.root}"]
+
+    def loaded_after_run() -> tuple[list[str], set[str]]:
+        out, last = probe(*args)
+        code, loaded = last.split()
+        assert code == "exit=0", out
+        return re.findall(r"│ (cached|computed)\s+│", out), set(loaded[len("loaded=") :].split(","))
+
+    statuses, loaded = loaded_after_run()
+    assert statuses == ["computed"] * 2
+    assert "distributed" in loaded  # it did extract, on a cluster
+    assert not {"torch", "mlflow"} & loaded
+    statuses, loaded = loaded_after_run()
+    assert statuses == ["cached"] * 2
+    assert not {"dask", "distributed", "torch", "mlflow"} & loaded  # no cluster started

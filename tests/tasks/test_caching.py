@@ -1,13 +1,19 @@
-"""Cache keys that exist only with the output: Cached from the second run, never stale."""
+"""Cache keys that exist only with the output: Cached from the second run, never stale;
+retries of transient errors only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from distributed import KilledWorker
+from distributed.comm.core import CommClosedError
 from prefect import flow
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+from prefect.states import Failed
 
-from melflow.tasks.caching import keyed_task
+from melflow.errors import ConfigError
+from melflow.tasks.caching import keyed_task, transient_only
 
 calls: list[str] = []
 
@@ -46,3 +52,18 @@ def test_cached_from_the_second_run_and_recomputed_when_output_is_gone(
 def test_body_alone_runs_without_prefect(tmp_path: Path) -> None:
     assert _stage.fn(str(tmp_path / "o.txt"), n=3) == "wrote 3"
     assert (tmp_path / "o.txt").read_text() == "xxx"
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (OSError("connection reset"), True),
+        (TimeoutError("slow disk"), True),
+        (CommClosedError("worker gone"), True),
+        (KilledWorker("batch-1", None, 3), True),
+        (ConfigError("features.n_mels: must be > 0"), False),
+        (ValueError("bad array"), False),
+    ],
+)
+def test_only_transient_errors_are_retried(error: Exception, retried: bool) -> None:
+    assert transient_only(None, None, Failed(data=error)) is retried
