@@ -171,7 +171,7 @@ class FeaturesConfig(_Section):
     kinds: tuple[FeatureKind, ...] = ("logmel",)
     n_fft: int = Field(1024, ge=16, le=65536)
     hop_length: int = Field(512, ge=1)
-    win_length: int | None = None
+    win_length: int | None = Field(None, ge=2, description="Hann window length (default n_fft).")
     n_mels: int = Field(64, ge=1, le=512)
     n_mfcc: int = Field(20, ge=1, le=128)
     fmin: float = Field(0.0, ge=0)

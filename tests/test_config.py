@@ -62,6 +62,9 @@ def test_unknown_fields_and_bad_values_name_the_field() -> None:
         load_config("small", overrides=["features.n_mells=8"])
     with pytest.raises(ConfigError, match=r"features\.n_mels.*got 0"):
         load_config("small", overrides=["features.n_mels=0"])
+    # A 1-sample Hann window is a single zero: every feature would be silent.
+    with pytest.raises(ConfigError, match=r"features\.win_length.*got 1"):
+        load_config("small", overrides=["features.win_length=1"])
 
 
 @pytest.mark.parametrize(
