@@ -125,8 +125,12 @@ def _run_until(
 
     # A command that ends with a Dask stage whose stores are incomplete will run batches:
     # its workers start and import while this process imports the flow and plans.
-    early = prestarted_cluster(cfg.dask, needed=lambda: _stores_incomplete(cfg, stage))
-    with early if stage in DASK_STAGES else nullcontext():
+    early = (
+        prestarted_cluster(cfg.dask, needed=lambda: _stores_incomplete(cfg, stage))
+        if stage in DASK_STAGES
+        else nullcontext()
+    )
+    with early:
         from melflow.flows.orchestration import run_flow
         from melflow.flows.pipeline import pipeline_flow
 
