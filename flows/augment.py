@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from melflow.augment.offline import AugmentResult
 from melflow.config import PipelineConfig
-from melflow.flows.observe import melflow_flow
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.layout import StageRef
 from melflow.tasks.augment import augment_task
 

@@ -16,7 +16,7 @@ from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.cv import CvResult, FoldResult, make_folds, run_cv
 from melflow.digest import digest_of
-from melflow.flows.observe import melflow_flow
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.flows.orchestration import call
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest

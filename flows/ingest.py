@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from melflow.config import PipelineConfig
-from melflow.flows.observe import melflow_flow
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.ingest import IngestResult
 from melflow.tasks.ingest import ingest_task
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -50,17 +50,6 @@ class MelflowFlow(Flow[P, R]):
             **super().serialize_parameters(rest),
             **{k: config_parameter(v) for k, v in configs.items()},
         }
-
-
-def melflow_flow(
-    *, name: str, flow_run_name: str, **options: Any
-) -> Callable[[Callable[P, R]], MelflowFlow[P, R]]:
-    """``@flow`` for melflow's flows; ``flow_run_name`` may use parameters, ``run/{cfg.name}``."""
-
-    def decorate(fn: Callable[P, R]) -> MelflowFlow[P, R]:
-        return MelflowFlow(fn, name=name, flow_run_name=flow_run_name, **options)
-
-    return decorate
 
 
 def run_tags(cfg: PipelineConfig, stage: str) -> list[str]:

@@ -15,6 +15,7 @@ directly even when a server is configured.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,16 @@ def orchestrated() -> bool:
     return bool(os.environ.get("PREFECT_API_URL") or _profile_api_url())
 
 
+def in_flow_run() -> bool:
+    """True inside a Prefect flow run (a process that never imported Prefect is in none)."""
+    context = sys.modules.get("prefect.context")
+    return context is not None and context.FlowRunContext.get() is not None
+
+
 def call(runnable: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a Prefect task or flow: as a run inside a flow run, else as its plain function
     (a flow's function called directly, see :func:`orchestrated`)."""
-    from prefect.context import FlowRunContext
-
-    if FlowRunContext.get() is None:
-        return runnable.fn(*args, **kwargs)
-    return runnable(*args, **kwargs)
+    return runnable(*args, **kwargs) if in_flow_run() else runnable.fn(*args, **kwargs)
 
 
 def run_flow(flow: Any, *args: Any, **kwargs: Any) -> Any:

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect import Task
-
 from melflow.augment.offline import AUGMENT
 from melflow.config import PipelineConfig
 from melflow.features.extract import EXTRACT
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
-from melflow.flows.observe import melflow_flow, observed_run, publish_summary
-from melflow.flows.stage_runs import run_task
+from melflow.flows.deferred_flow import melflow_flow
+from melflow.flows.stage_runs import flow_run_scope, publish, run_task
 from melflow.flows.summary import PipelineSummary
 from melflow.ingest import IngestResult
 from melflow.registry import champion_info
 from melflow.runlock import run_lock
 from melflow.runs import StagePlan, plan_stages
 from melflow.tasks.augment import augment_task
-from melflow.tasks.caching import persisted_results
 from melflow.tasks.cluster import shared_cluster
+from melflow.tasks.deferred import Deferred
 from melflow.tasks.extract import extract_task
 from melflow.tasks.ingest import ingest_task
 from melflow.tasks.progress import note
@@ -45,7 +43,7 @@ def _fill(
     cfg: PipelineConfig,
     summary: PipelineSummary,
     stage: StoreStage,
-    task: Task[..., FillResult],
+    task: Deferred[..., FillResult],
     plan: StagePlan,
     unit: str,
 ) -> FillResult:
@@ -99,14 +97,10 @@ def pipeline_flow(
     """
     summary = PipelineSummary()
     wanted = STAGES[: STAGES.index(until) + 1]
-    with (
-        observed_run(cfg, until),
-        run_lock(cfg, wait=wait, on_wait=_waiting),
-        persisted_results(cfg),
-    ):
+    with flow_run_scope(cfg, until), run_lock(cfg, wait=wait, on_wait=_waiting):
         ingested = _ingest(cfg, summary)
         if len(wanted) == 1:
-            publish_summary(summary, cfg=cfg)
+            publish(summary, cfg=cfg)
             return summary
         plan = plan_run(cfg, ingested)
         # The Dask stages share one cluster, closed before training needs the memory.
@@ -120,5 +114,5 @@ def pipeline_flow(
                     _fill(cfg, summary, AUGMENT, augment_task, plan, "variants")
         if "train" in wanted:
             _model_stages(cfg, summary, ingested, plan, wanted)
-    publish_summary(summary, cfg=cfg)
+    publish(summary, cfg=cfg)
     return summary

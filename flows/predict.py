@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from melflow.config import PipelineConfig
-from melflow.flows.observe import melflow_flow
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.predict import DEFAULT_BATCH_SIZE
 from melflow.registry import CHAMPION
 from melflow.tasks.registry import predict_task

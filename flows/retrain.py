@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from melflow.config import PipelineConfig
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.flows.fastpath import finished_for
-from melflow.flows.observe import melflow_flow, observed_run
+from melflow.flows.observe import observed_run
 from melflow.flows.orchestration import call
 from melflow.flows.pipeline import PipelineSummary, pipeline_flow
 from melflow.ingest import latest_manifest, load_manifest

@@ -18,7 +18,8 @@ from melflow.config import PipelineConfig
 from melflow.digest import digest_of
 from melflow.features.extract import EXTRACT
 from melflow.flows.cv import augment_every_clip
-from melflow.flows.observe import melflow_flow, observed_run
+from melflow.flows.deferred_flow import melflow_flow
+from melflow.flows.observe import observed_run
 from melflow.flows.orchestration import call
 from melflow.flows.pipeline import pipeline_flow
 from melflow.ingest import IngestResult, latest_manifest, load_manifest

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -101,6 +102,19 @@ class NotADemoCorpusError(ParameterError):
 
 
 def generate_demo_corpus(
+    *, root: str | Path, per_class: int, classes: tuple[str, ...] = tuple(CLASSES), **options: Any
+) -> list[Path]:
+    """:func:`ensure_demo_corpus`, then the paths of every clip of the requested size, in
+    class-then-index order."""
+    ensure_demo_corpus(root=root, per_class=per_class, classes=classes, **options)
+    return [Path(root, label, _clip_name(label, i)) for label in classes for i in range(per_class)]
+
+
+def _clip_name(label: str, i: int) -> str:
+    return f"{label}_{i:05d}.wav"
+
+
+def ensure_demo_corpus(
     *,
     root: str | Path,
     per_class: int,
@@ -109,14 +123,13 @@ def generate_demo_corpus(
     min_duration_s: float = 0.6,
     max_duration_s: float = 1.4,
     classes: tuple[str, ...] = tuple(CLASSES),
-) -> list[Path]:
+) -> None:
     """Write ``per_class`` clips of each class to ``root/<class>/<class>_<i>.wav`` (16-bit PCM).
 
     Atomic per file and resumable: each clip is written to a unique temporary name and
     renamed, existing clips are left alone, and ``root/.melflow-demo.json`` records the
     arguments once every clip exists. A generation killed at any point is completed by the
     next call; a call whose corpus is complete only reads that marker.
-    Returns the paths of every clip of the requested size, in class-then-index order.
     """
     if per_class < 1:
         raise ParameterError(f"per_class must be at least 1, got {per_class}")
@@ -130,12 +143,9 @@ def generate_demo_corpus(
         "max_duration_s": max_duration_s,
         "classes": list(classes),
     }
-    paths = [
-        Path(root, label, f"{label}_{i:05d}.wav") for label in classes for i in range(per_class)
-    ]
     marker = Path(root, COMPLETE_MARKER)
     if marker.exists() and json.loads(marker.read_text()) == arguments:
-        return paths
+        return
     started = Path(root, STARTED_MARKER)
     if not (marker.exists() or started.exists()):
         if Path(root).is_dir() and any(Path(root).iterdir()):
@@ -148,7 +158,7 @@ def generate_demo_corpus(
     for class_index, label in enumerate(classes):
         Path(root, label).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            path = paths[class_index * per_class + i]
+            path = Path(root, label, _clip_name(label, i))
             if not path.exists():
                 _write_clip(
                     path,
@@ -160,7 +170,6 @@ def generate_demo_corpus(
                     durations=(min_duration_s, max_duration_s),
                 )
     write_bytes_atomic(str(marker), json.dumps(arguments).encode())
-    return paths
 
 
 def _write_clip(

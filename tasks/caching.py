@@ -13,20 +13,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
-
-from prefect import Task, task
-from prefect.client.schemas.objects import State
-from prefect.context import TaskRunContext
-from prefect.results import get_result_store
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-from prefect.transactions import get_transaction
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from melflow.config import PipelineConfig
 from melflow.errors import MelflowError
 from melflow.layout import Layout
+from melflow.tasks.deferred import Deferred, deferred_task
 
-CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str | None]
+if TYPE_CHECKING:  # Prefect is imported only by a run that uses it (see tasks.deferred)
+    from prefect import Task
+    from prefect.client.schemas.objects import State
+    from prefect.context import TaskRunContext
+
+CacheKeyFn = Callable[["TaskRunContext", dict[str, Any]], str | None]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -57,9 +56,9 @@ def keyed_task(
     *,
     as_cached: Callable[[Any], Any] | None = None,
     **options: Any,
-) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """``@task`` cached under :func:`keyed_by`'s key, with the result stored as soon as the
-    stage's output exists.
+) -> Callable[[Callable[P, R]], Deferred[P, R]]:
+    """``@task`` (built on first use, see :mod:`melflow.tasks.deferred`) cached under
+    :func:`keyed_by`'s key, with the result stored as soon as the stage's output exists.
 
     Prefect computes a task's key once, before the task runs. A key that exists only with
     the output is ``None`` on the run that creates the output, so Prefect would store that
@@ -73,7 +72,7 @@ def keyed_task(
     ``tags``...).
     """
 
-    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+    def decorate(fn: Callable[P, R]) -> Deferred[P, R]:
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
@@ -85,16 +84,20 @@ def keyed_task(
             _remember(stored, key=_stage_key(stage, key_of, dict(bound.arguments)))
             return result
 
-        keyed = task(cache_key_fn=keyed_by(stage, key_of), persist_result=True, **options)
+        keyed = deferred_task(cache_key_fn=keyed_by(stage, key_of), persist_result=True, **options)
         return keyed(body)
 
     return decorate
 
 
 def _remember(result: Any, *, key: str | None) -> None:
-    transaction = get_transaction()
+    # Looked up, not imported: a body called directly, without Prefect, has no transaction.
+    transactions = sys.modules.get("prefect.transactions")
+    transaction = None if transactions is None else transactions.get_transaction()
     if key is None or transaction is None or transaction.key == key:
         return  # no output, no Prefect run, or Prefect stores the result under this key itself
+    from prefect.results import get_result_store
+
     get_result_store().write(obj=result, key=key)
 
 
@@ -135,5 +138,7 @@ def with_results(task: Task[P, R], cfg: PipelineConfig) -> Task[P, R]:
 @contextmanager
 def persisted_results(cfg: PipelineConfig) -> Iterator[None]:
     """Default result storage under ``data_dir`` for the duration of a flow call."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: results_dir(cfg)}):
         yield

@@ -10,6 +10,7 @@ of the last ingested manifest are not complete yet.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 # What every store batch imports: a worker imports them as it joins, not in its first batch.
 BATCH_MODULES = ("melflow.features.extract", "melflow.features.spectral", "zarr.codecs")
 
+# Two clusters starting at once in one process (an early start with other settings) race
+# in distributed's lazy imports: "module 'distributed.dashboard' has no attribute 'scheduler'".
+_STARTING = threading.Lock()
 _shared: _LazyCluster | None = None
 _prestarted: _LazyCluster | None = None
 
@@ -40,7 +44,8 @@ class _LazyCluster:
     def _start(self) -> Client:
         from melflow.parallel import open_client
 
-        return open_client(self.cfg, stack=self.stack, worker_imports=BATCH_MODULES)
+        with _STARTING:
+            return open_client(self.cfg, stack=self.stack, worker_imports=BATCH_MODULES)
 
     def start_soon(self, needed: Callable[[], bool]) -> None:
         """In a background thread, start the cluster if ``needed()``; :meth:`get` waits."""
@@ -127,7 +132,6 @@ def cluster_client(cfg: DaskConfig) -> Iterator[Client]:
     if _shared is not None and _shared.cfg == cfg:
         yield _shared.get()
         return
-    from melflow.parallel import dask_client
-
-    with dask_client(cfg, worker_imports=BATCH_MODULES) as client:
-        yield client
+    cluster = _LazyCluster(cfg)
+    with _closing(cluster):
+        yield cluster.get()

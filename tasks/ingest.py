@@ -6,19 +6,17 @@ over an unchanged corpus costs about one directory listing.
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from melflow.config import PipelineConfig
 from melflow.ingest import IngestResult, ingest_corpus
 from melflow.tasks.caching import transient_only
+from melflow.tasks.deferred import deferred_task
 from melflow.tasks.progress import reporter
 
 
-@task(
+@deferred_task(
     name="ingest",
     tags=["stage:ingest"],
-    cache_policy=NO_CACHE,
+    uncached=True,
     retries=2,
     retry_delay_seconds=[2, 10],
     retry_condition_fn=transient_only,

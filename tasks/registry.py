@@ -13,8 +13,6 @@ import time
 from typing import Any
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from melflow import storage
 from melflow.config import PipelineConfig
@@ -31,6 +29,7 @@ from melflow.registry import (
     show,
 )
 from melflow.runs import rescore_champion
+from melflow.tasks.deferred import deferred_task
 from melflow.tasks.progress import reporter
 
 
@@ -40,7 +39,7 @@ def read_table(path: str, *, storage_options: dict[str, Any] | None = None) -> p
     return pd.read_parquet(data) if path.endswith(".parquet") else pd.read_csv(data)
 
 
-@task(name="register-model", tags=["stage:register"], cache_policy=NO_CACHE)
+@deferred_task(name="register-model", tags=["stage:register"], uncached=True)
 def register_task(
     cfg: PipelineConfig,
     bundle_dir: str,
@@ -68,7 +67,7 @@ def register_task(
     )
 
 
-@task(name="promote-if-better", tags=["stage:register"], cache_policy=NO_CACHE)
+@deferred_task(name="promote-if-better", tags=["stage:register"], uncached=True)
 def promote_task(cfg: PipelineConfig, version: str, manifest: StageRef) -> PromotionDecision:
     """Run the promotion gate for ``version`` against the current champion, on one set.
 
@@ -83,7 +82,7 @@ def promote_task(cfg: PipelineConfig, version: str, manifest: StageRef) -> Promo
     return promote_if_better(cfg=cfg, version=challenger.version, champion_rescore=rescore)
 
 
-@task(name="predict-files", cache_policy=NO_CACHE)
+@deferred_task(name="predict-files", uncached=True)
 def predict_task(
     cfg: PipelineConfig, inputs: list[str], model_ref: str, out: str, batch_size: int
 ) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import Task
-
 from melflow.config import PipelineConfig
 from melflow.features.stage import StoreStage
 from melflow.features.store import FillResult
@@ -17,6 +15,7 @@ from melflow.layout import StageRef
 from melflow.manifest import read_manifest
 from melflow.tasks.caching import keyed_task, transient_only
 from melflow.tasks.cluster import cluster_client
+from melflow.tasks.deferred import Deferred
 from melflow.tasks.progress import reporter
 
 
@@ -31,7 +30,7 @@ def store_key(stage: StoreStage) -> Any:
     return key
 
 
-def store_task(stage: StoreStage) -> Task[..., FillResult]:
+def store_task(stage: StoreStage) -> Deferred[..., FillResult]:
     """The Prefect task of ``stage``: ``task(cfg, manifest)`` fills the store for a manifest."""
 
     @keyed_task(

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from functools import partial
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from melflow.sweep.grid import Point
 from melflow.sweep.run import Fold, PointResult, run_point, train_test_fold
 from melflow.tasks.caching import transient_only
+from melflow.tasks.deferred import deferred_task
 
 
-@task(
+@deferred_task(
     name="sweep-point",
-    cache_policy=NO_CACHE,
+    uncached=True,
     retries=1,
     retry_delay_seconds=5,
     retry_condition_fn=transient_only,

@@ -24,7 +24,7 @@ import pandas as pd
 
 from melflow import storage
 from melflow.config import AudioConfig, PipelineConfig
-from melflow.demo_corpus import NotADemoCorpusError, generate_demo_corpus
+from melflow.demo_corpus import NotADemoCorpusError, ensure_demo_corpus
 from melflow.ingest.probe import Job, Probe, ProbeCache, probe_files
 from melflow.ingest.segments import segment_long_files
 from melflow.ingest.sources import (
@@ -81,7 +81,7 @@ def _ensure_demo(cfg: PipelineConfig) -> None:
         return
     log.info("demo corpus (%d clips per class) in %s", demo.per_class, root)
     try:
-        generate_demo_corpus(
+        ensure_demo_corpus(
             root=root,
             per_class=demo.per_class,
             seed=demo.seed,

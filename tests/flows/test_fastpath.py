@@ -57,7 +57,7 @@ def test_a_cached_run_loads_no_heavy_library(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_the_extract_command_loads_neither_torch_nor_mlflow_and_a_cached_one_no_dask(
+def test_a_direct_extract_loads_neither_prefect_torch_nor_mlflow_and_a_cached_one_no_dask(
     tmp_path: Path,
 ) -> None:
     cfg = small_config(tmp_path)
@@ -73,7 +73,7 @@ def test_the_extract_command_loads_neither_torch_nor_mlflow_and_a_cached_one_no_
     statuses, loaded = loaded_after_run()
     assert statuses == ["computed"] * 2
     assert "distributed" in loaded  # it did extract, on a cluster
-    assert not {"torch", "mlflow"} & loaded
+    assert not {"prefect", "torch", "mlflow"} & loaded  # no Prefect server: a direct run
     statuses, loaded = loaded_after_run()
     assert statuses == ["cached"] * 2
     assert not {"dask", "distributed", "torch", "mlflow"} & loaded  # no cluster started

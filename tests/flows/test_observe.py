@@ -16,10 +16,10 @@ from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
 from melflow.config import PipelineConfig
 from melflow.digest import digest_of
+from melflow.flows.deferred_flow import melflow_flow
 from melflow.flows.observe import (
     artifact_key,
     config_parameter,
-    melflow_flow,
     melflow_logs_to_prefect,
     observed_run,
 )
