@@ -20,6 +20,7 @@ from melflow import storage
 from melflow.audio.io import Span, load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
+from melflow.features.shapes import feature_shapes
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, ArraySpec, FillResult, RowStore, StoreLayout
 from melflow.manifest import OK, batch_frame, spans
@@ -60,8 +61,6 @@ def feature_layout(
     ``columns`` are the per-row string columns; derived stores (the augmented store)
     pass the clean columns plus their own.
     """
-    from melflow.features.spectral import feature_shapes  # scipy: only when computing
-
     shapes = feature_shapes(n_samples=n_samples(audio), cfg=features)
     return StoreLayout(
         arrays=tuple(ArraySpec(k, shape, features.dtype) for k, shape in shapes.items()),

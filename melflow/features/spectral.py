@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from melflow.config import FeatureKind, FeaturesConfig
 from melflow.errors import ParameterError
 from melflow.features.filters import hann_window, mel_filterbank
+from melflow.features.shapes import feature_shapes
 
 AMIN = 1e-10
 # Samples per STFT block in compute_features (8 one-second clips at 22,050 Hz): the frame,
@@ -32,11 +33,6 @@ def block_clips(n_samples: int) -> int:
 
 
 MEL_BAND = 8  # filters per block of the banded filterbank product (see mel_bands)
-
-
-def n_frames(n_samples: int, *, hop_length: int) -> int:
-    """Number of centred STFT frames for a signal of ``n_samples``."""
-    return 1 + n_samples // hop_length
 
 
 def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0, amin: float = AMIN) -> np.ndarray:
@@ -160,17 +156,6 @@ def mfcc_from_logmel(S_db: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
         raise ParameterError(f"n_mfcc={n_mfcc} exceeds the {S_db.shape[-2]} mel bands")
     coeffs = scipy.fft.dct(S_db, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
     return np.asarray(coeffs, dtype=np.float32)
-
-
-def feature_shapes(*, n_samples: int, cfg: FeaturesConfig) -> dict[FeatureKind, tuple[int, int]]:
-    """Per-clip ``(n_bins, n_frames)`` of each configured feature kind."""
-    frames = n_frames(n_samples, hop_length=cfg.hop_length)
-    bins: dict[FeatureKind, int] = {
-        "logmel": cfg.n_mels,
-        "mfcc": cfg.n_mfcc,
-        "stft": 1 + cfg.n_fft // 2,
-    }
-    return {kind: (bins[kind], frames) for kind in cfg.kinds}
 
 
 def compute_features(

@@ -212,7 +212,7 @@ def ingest_corpus(
     jobs = _jobs(df)
     probes, n_probed = probe_files(jobs, cache=cache, fs=corpus.fs, on_progress=on_progress)
     if n_probed:
-        cache.save(jobs, probes, prefix=corpus.address(""))
+        cache.save(jobs, probes, prefix=corpus.address(corpus.location("")))
     df = _mark_duplicates(_apply_probes(df, probes, cfg.audio))
     # After de-duplication, which compares whole files: windows of one file share its bytes.
     df = segment_long_files(df, audio=cfg.audio)

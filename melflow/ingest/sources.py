@@ -70,9 +70,8 @@ class Corpus:
         """The path of corpus-relative ``rel`` as the filesystem spells it."""
         return os.path.join(self.root, rel) if self.fs is None else f"{self.root}/{rel}"
 
-    def address(self, rel: str) -> str:
-        """The manifest's ``path`` of ``rel``: an absolute local path or a full URL."""
-        location = self.location(rel)
+    def address(self, location: str) -> str:
+        """The manifest's ``path`` of a :meth:`location`: an absolute local path or a full URL."""
         return location if self.fs is None else str(self.fs.unstrip_protocol(location))
 
 
@@ -149,13 +148,14 @@ class _Stamper:
             }
         return self._listing
 
-    def __call__(self, rel: str) -> tuple[str, str, int, int]:
+    def __call__(self, rel: str, full: str) -> tuple[str, str, int, int]:
+        """The stat of ``rel``, whose :meth:`Corpus.location` is ``full``."""
         if self.corpus.fs is not None:
             info = self.remote_listing().get(rel)
             if info is None:
                 return "missing", "not in the corpus listing", 0, 0
             return OK, "", int(info.get("size") or 0), _stat_stamp(info)
-        root, full = self.corpus.root, self.corpus.location(rel)
+        root = self.corpus.root
         parent = os.path.dirname(full)
         if parent not in self._real_dirs:
             self._real_dirs[parent] = os.path.realpath(parent)
@@ -317,8 +317,9 @@ def _record(row: Row, corpus: Corpus, stamper: _Stamper, label_source: str) -> t
         location = path
         status, detail, size, mtime_ns = "path_outside_root", "escapes the corpus root", 0, 0
     else:
-        clip_id, path, location = rel, corpus.address(rel), corpus.location(rel)
-        status, detail, size, mtime_ns = stamper(rel)
+        clip_id, location = rel, corpus.location(rel)
+        path = corpus.address(location)
+        status, detail, size, mtime_ns = stamper(rel, location)
     if status == OK and not label:
         status, detail = "unlabelled", UNLABELLED[label_source]
     group = group or clip_id

@@ -9,15 +9,14 @@ from conftest import tone
 
 from melflow.config import FeaturesConfig
 from melflow.errors import ParameterError
+from melflow.features.shapes import feature_shapes, n_frames
 from melflow.features.spectral import (
     block_clips,
     compute_features,
-    feature_shapes,
     logmel,
     mel_bands,
     mel_basis,
     mfcc_from_logmel,
-    n_frames,
     power_to_db,
 )
 
