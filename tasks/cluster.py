@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # a cached command never imports Dask
 log = logging.getLogger(__name__)
 
 # What every store batch imports: a worker imports them as it joins, not in its first batch.
-BATCH_MODULES = ("melflow.features.extract", "melflow.features.spectral", "zarr.codecs")
+BATCH_MODULES = ("melflow.features.batch", "melflow.features.spectral", "zarr.codecs")
 
 # Two clusters starting at once in one process (an early start with other settings) race
 # in distributed's lazy imports: "module 'distributed.dashboard' has no attribute 'scheduler'".

@@ -67,8 +67,8 @@ def file_bytes(path: str, *, fs: Any = None) -> bytes:
     """
     try:
         if fs is None:
-            with open(path, "rb") as f:
-                return f.read()
+            with open(path, "rb", buffering=0) as f:  # unbuffered: one read of fstat's size
+                return f.readall()
         with fs.open(path, "rb") as f:
             return bytes(f.read())
     except FileNotFoundError as exc:
@@ -219,12 +219,21 @@ def fix_length(
     """Zero-pad at the end or crop to exactly ``n_samples`` along the last axis."""
     if n_samples <= 0:
         raise ParameterError(f"n_samples must be positive, got {n_samples}")
+    kept = _kept(y, n_samples=n_samples, crop=crop)
+    if kept.shape[-1] == n_samples:
+        return kept
+    out = np.zeros((*y.shape[:-1], n_samples), dtype=y.dtype)
+    out[..., : kept.shape[-1]] = kept
+    return out
+
+
+def _kept(y: np.ndarray, *, n_samples: int, crop: Literal["start", "center"]) -> np.ndarray:
+    """The samples of ``y`` that :func:`fix_length` keeps: at most ``n_samples``, a view."""
     length = y.shape[-1]
-    if length >= n_samples:
-        start = (length - n_samples) // 2 if crop == "center" else 0
-        return y[..., start : start + n_samples]
-    pad = [(0, 0)] * (y.ndim - 1) + [(0, n_samples - length)]
-    return np.pad(y, pad)
+    if length <= n_samples:
+        return y
+    start = (length - n_samples) // 2 if crop == "center" else 0
+    return y[..., start : start + n_samples]
 
 
 Span = tuple[float, float]
@@ -350,9 +359,10 @@ def _fit_into(
 ) -> None:
     """Decode, downmix, resample and pad/crop one clip (or window) of ``data`` into ``out``."""
     source, orig_sr = _decode_mono(data, name=name, span=span, keep=(sr, len(out), crop))
-    out[:] = fix_length(
-        resample(source, orig_sr=orig_sr, target_sr=sr), n_samples=len(out), crop=crop
-    )
+    # fix_length straight into ``out``: np.pad's overhead was ~10 % of a batch of 1 s clips.
+    kept = _kept(resample(source, orig_sr=orig_sr, target_sr=sr), n_samples=len(out), crop=crop)
+    out[: len(kept)] = kept
+    out[len(kept) :] = 0
 
 
 def _frame_range(

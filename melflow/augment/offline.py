@@ -27,12 +27,12 @@ from melflow.audio.io import load_clip, read_audio, resample, to_mono
 from melflow.config import AudioConfig, AugmentConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_file, digest_of
 from melflow.errors import ConfigError
+from melflow.features.batch import item_span
 from melflow.features.extract import (
     FEATURE_COLUMNS,
     clip_keys,
     feature_layout,
     feature_store_digest,
-    item_span,
 )
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, FillResult, RowStore, StoreLayout

@@ -16,10 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from melflow import storage
-from melflow.audio.io import Span, load_clips
 from melflow.config import AudioConfig, FeaturesConfig, PipelineConfig
 from melflow.digest import digest_of
+from melflow.features.batch import STORED_COLUMNS, extract_batch
 from melflow.features.shapes import feature_shapes
 from melflow.features.stage import StoreStage
 from melflow.features.store import KEY, ArraySpec, FillResult, RowStore, StoreLayout
@@ -29,9 +28,6 @@ from melflow.manifest import OK, batch_frame, spans
 # augmented store follows, its digest includes this one).
 EXTRACT_CODE_VERSION = "3"
 FEATURE_COLUMNS: tuple[str, ...] = ("clip_id", "label", "split", "group", "sha256")
-# Zarr holds the columns a reader of the arrays needs; the plan index holds all of them
-# (string arrays cost as much to encode as the features themselves).
-STORED_COLUMNS: tuple[str, ...] = ("clip_id", "label")
 # What planning reads of a manifest.
 ITEM_COLUMNS: tuple[str, ...] = ("path", *FEATURE_COLUMNS, "offset_s", "duration_s", "status")
 
@@ -157,43 +153,6 @@ def unplanned_items(
             rows = usable.iloc[new]
         items += manifest_items(rows, keys.take(new).to_numpy(zero_copy_only=False))
     return items, n_rows
-
-
-def item_span(item: dict[str, Any]) -> Span | None:
-    """The window a store item reads, as :func:`manifest_items` planned it."""
-    span = item.get("span")
-    return None if span is None else (float(span[0]), float(span[1]))
-
-
-def extract_batch(
-    index: int,
-    *,
-    store: RowStore,
-    audio: AudioConfig,
-    features: FeaturesConfig,
-    source_options: dict[str, Any] | None = None,
-) -> int:
-    """Decode and featurize one planned batch and write it (runs on a Dask worker).
-
-    Returns the number of clips written.
-    """
-    from melflow.features.spectral import compute_features
-
-    batch = store.batch(index)
-    fs = None
-    if batch.items and storage.is_url(batch.items[0]["path"]):
-        fs, _ = storage.filesystem(batch.items[0]["path"], source_options)
-    y = load_clips(
-        [item["path"] for item in batch.items],
-        sr=audio.sr,
-        duration_s=audio.duration_s,
-        crop=audio.crop,
-        fs=fs,
-        spans=[item_span(item) for item in batch.items],
-    )
-    arrays = compute_features(y, sr=audio.sr, cfg=features)
-    store.write_batch(batch, {str(k): v for k, v in arrays.items()}, columns=STORED_COLUMNS)
-    return len(batch.items)
 
 
 def _items(

@@ -14,11 +14,14 @@ no sort); row-major parts written by earlier versions load too.
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
+
+if TYPE_CHECKING:  # a worker reads a store through this module: no pandas, no pyarrow
+    import pyarrow as pa
 
 # Fixed 16-character SipHash keys: the hashes are part of the store format.
 _HASH_KEYS = ("melflow-keyidx-1", "melflow-keyidx-2")
@@ -31,8 +34,11 @@ def key_hashes(keys: Sequence[str] | np.ndarray | pa.Array | pa.ChunkedArray) ->
     (a Python ``str`` is encoded first: 3x slower at a million keys); both give the same
     hashes.
     """
-    if isinstance(keys, pa.Array | pa.ChunkedArray):
-        values = np.asarray(keys.cast(pa.large_binary()).to_numpy(zero_copy_only=False))
+    import pandas as pd
+
+    arrow = sys.modules.get("pyarrow")  # Arrow arrays exist only if pyarrow is loaded
+    if arrow is not None and isinstance(keys, arrow.Array | arrow.ChunkedArray):
+        values = np.asarray(keys.cast(arrow.large_binary()).to_numpy(zero_copy_only=False))
     else:
         values = np.asarray(keys, dtype=object)
     if values.size == 0:

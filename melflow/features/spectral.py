@@ -72,8 +72,9 @@ def _power_tf(
     """
     if y.shape[-1] < 1:
         raise ParameterError("y must contain at least one sample")
-    pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
-    padded = np.pad(y.astype(np.float32, copy=False), pad)
+    half = n_fft // 2
+    padded = np.zeros((*y.shape[:-1], y.shape[-1] + 2 * half), dtype=np.float32)
+    padded[..., half : half + y.shape[-1]] = y  # np.pad, without its overhead
     frames = sliding_window_view(padded, n_fft, axis=-1)[..., ::hop_length, :]
     spectrum = scipy.fft.rfft(frames * _window(n_fft, win_length), axis=-1, overwrite_x=True)
     # |z|**2 straight from the parts: no square root for the (usual) power spectrogram.

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from filelock import FileLock
 
 from melflow import secrets, storage
@@ -58,6 +57,7 @@ from melflow.features.keyindex import (
 )
 
 if TYPE_CHECKING:  # a fully cached run or `melflow status` reads markers only: no Dask, no Zarr
+    import pandas as pd  # nor does a worker, which writes batches: no pandas
     import pyarrow as pa
     import zarr
     from distributed import Client
@@ -303,6 +303,8 @@ class RowStore:
 
     def index(self) -> pd.DataFrame:
         """Every planned row: ``key``, ``row``, ``batch`` and the layout's columns."""
+        import pandas as pd
+
         frames = [
             pd.read_parquet(
                 io.BytesIO(storage.read_bytes(self._meta("plans", name), self.storage_options))
@@ -386,6 +388,8 @@ class RowStore:
         self, first_batch: int, items: Sequence[dict[str, Any]], columns: Sequence[str]
     ) -> list[Batch]:
         """Plan the unplanned ``items`` as batches from ``first_batch`` (claimed), commit."""
+        import pandas as pd
+
         known = self.key_index()  # every committed append: the claim keeps others out
         hashes = key_hashes([item[KEY] for item in items])
         fresh_mask = ~known.contains(hashes)

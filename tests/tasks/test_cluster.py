@@ -3,12 +3,19 @@ likely, adopted by the flow, closed once."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 
 from melflow.config import DaskConfig
-from melflow.tasks.cluster import cluster_client, prestarted_cluster, shared_cluster
+from melflow.tasks.cluster import (
+    BATCH_MODULES,
+    cluster_client,
+    prestarted_cluster,
+    shared_cluster,
+)
 
 ONE_WORKER = DaskConfig(n_workers=1, memory_limit="1GiB")
 
@@ -60,3 +67,14 @@ def test_a_stopped_command_does_not_wait_for_a_start_in_progress() -> None:
     with pytest.raises(KeyboardInterrupt), prestarted_cluster(ONE_WORKER, needed=slow_check):
         raise KeyboardInterrupt
     assert time.perf_counter() - start < 1.0
+
+
+def test_what_a_joining_worker_imports_loads_neither_pandas_nor_pyarrow() -> None:
+    # Only planning needs them: ~0.3 s a worker, while the command ingests and plans.
+    code = (
+        f"import importlib, sys\nfor m in {BATCH_MODULES!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'melflow.features.batch') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["['melflow.features.batch']"]
