@@ -158,9 +158,7 @@ def summary_markdown(summary: PipelineSummary, *, title: str) -> str:
 
 def publish_summary(summary: PipelineSummary, *, cfg: PipelineConfig) -> None:
     """Attach :func:`summary_markdown` to the current flow run as artifact ``run-<profile>``
-    (nothing outside a flow run: a flow's function called directly records nowhere)."""
-    if FlowRunContext.get() is None:
-        return
+    (called inside a flow run only: :func:`melflow.flows.stage_runs.publish`)."""
     title = f"melflow run: {cfg.name}"
     create_markdown_artifact(
         markdown=summary_markdown(summary, title=title),
